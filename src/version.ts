@@ -1,0 +1,5 @@
+// Replaced by the bundler; read from package.json when running from source.
+declare const SOFTWIRE_VERSION: string | undefined;
+
+export const VERSION: string =
+  typeof SOFTWIRE_VERSION === 'string' ? SOFTWIRE_VERSION : (require('../package.json') as { version: string }).version;
