@@ -1,0 +1,190 @@
+/**
+ * Every configuration key, described once. The same table drives validation
+ * (messages name the key, the bad value and what is allowed), the `run` flags,
+ * the README's key reference, and (later) the UCI mapping, so a key cannot be
+ * added in one place and forgotten in another.
+ */
+
+export type Mode = 'router' | 'host';
+export type Ncp = 'ipv6' | 'ipv4' | 'dual';
+export type RaBackend = 'builtin' | 'odhcpd' | 'radvd' | 'none';
+
+export interface LanInterface {
+  ifname: string;
+  /** Which /64 of the delegated prefix this interface gets. */
+  subPrefixId: number;
+}
+
+export interface Config {
+  sc: string[];
+  scSdp?: string;
+  user?: string;
+  password?: string;
+  passwordFile?: string;
+  tunnelSecret?: string;
+  tunnelSecretFile?: string;
+  hostname: string;
+  mode: Mode;
+  ncp: Ncp;
+  lan: LanInterface[];
+  ra: RaBackend;
+  helloInterval: number;
+  lcpEchoInterval: number;
+  lcpEchoFailure: number;
+  retransmitInitial: number;
+  retransmitCap: number;
+  retransmitRetries: number;
+  reconnectInitial: number;
+  reconnectCap: number;
+  reconnectJitter: number;
+  tunDevice: string;
+  mtu: number;
+  routeMetric: number;
+  ipv4DefaultRoute: boolean;
+  prefixLengthHint: number;
+  rapidCommit: boolean;
+  controlSocket: string;
+  stateDir: string;
+  resolvFile: string;
+  logLevel: string;
+}
+
+export type FieldKind = 'int' | 'number' | 'string' | 'enum' | 'bool' | 'list' | 'lan';
+
+export interface Field {
+  key: keyof Config;
+  kind: FieldKind;
+  /** Default value; undefined means the key is optional with no default. */
+  default?: unknown;
+  min?: number;
+  max?: number;
+  choices?: readonly string[];
+  /** The value is a secret: masked in output and logs. */
+  secret?: boolean;
+  /** Flag argument name shown in --help, e.g. "S" for seconds. */
+  arg?: string;
+  /** One line for --help and the README: what it is and why the default. */
+  doc: string;
+}
+
+export const FIELDS: readonly Field[] = [
+  {
+    key: 'sc',
+    kind: 'list',
+    default: [],
+    arg: 'HOST[:PORT]',
+    doc: 'Softwire Concentrator address(es), tried in turn; IPv4, [IPv6] or a DNS name, port 1701 by default',
+  },
+  { key: 'scSdp', kind: 'string', arg: 'FILE', doc: 'take the SC address and port from an SDP answer in FILE (- for stdin)' },
+  { key: 'user', kind: 'string', arg: 'NAME', doc: 'PPP user name for CHAP/PAP' },
+  { key: 'password', kind: 'string', secret: true, arg: 'SECRET', doc: 'PPP password (prefer passwordFile: it keeps the secret out of ps and shell history)' },
+  { key: 'passwordFile', kind: 'string', arg: 'FILE', doc: 'file holding the PPP password (trailing newline ignored)' },
+  { key: 'tunnelSecret', kind: 'string', secret: true, arg: 'SECRET', doc: 'L2TP tunnel secret for tunnel authentication and hidden AVPs' },
+  { key: 'tunnelSecretFile', kind: 'string', arg: 'FILE', doc: 'file holding the L2TP tunnel secret' },
+  { key: 'hostname', kind: 'string', default: 'softwire', arg: 'NAME', doc: 'Host Name AVP sent in SCCRQ' },
+  {
+    key: 'mode',
+    kind: 'enum',
+    choices: ['router', 'host'],
+    default: 'host',
+    doc: 'router: delegate a prefix to the LAN (RFC 5571 3.1.2/3.1.4); host: only this machine gets IPv6 (3.1.1/3.1.3)',
+  },
+  {
+    key: 'ncp',
+    kind: 'enum',
+    choices: ['ipv6', 'ipv4', 'dual'],
+    default: 'ipv6',
+    doc: 'which network protocols run over the softwire: IPv6 (IPV6CP), IPv4 (IPCP) or both',
+  },
+  {
+    key: 'lan',
+    kind: 'lan',
+    default: [],
+    arg: 'IFNAME[=ID]',
+    doc: 'LAN interface to number from the delegated prefix (router mode); ID is its /64 sub-prefix id (default: its position)',
+  },
+  {
+    key: 'ra',
+    kind: 'enum',
+    choices: ['builtin', 'odhcpd', 'radvd', 'none'],
+    default: 'builtin',
+    doc: 'who sends Router Advertisements on the LAN: the agent itself, odhcpd (OpenWrt), radvd, or nobody',
+  },
+  {
+    key: 'helloInterval',
+    kind: 'int',
+    default: 60,
+    min: 10,
+    max: 3600,
+    arg: 'S',
+    doc: 'seconds without traffic before an L2TP HELLO is sent (RFC 2661 6.5 / RFC 5571 5.1.2 default 60)',
+  },
+  {
+    key: 'lcpEchoInterval',
+    kind: 'int',
+    default: 30,
+    min: 10,
+    max: 60,
+    arg: 'S',
+    doc: 'seconds between LCP Echo-Requests (RFC 5571 5.1.2: default 30, at least 10, at most the lesser of helloInterval and 60)',
+  },
+  {
+    key: 'lcpEchoFailure',
+    kind: 'int',
+    default: 3,
+    min: 1,
+    max: 100,
+    arg: 'N',
+    doc: 'unanswered LCP Echo-Requests in a row before the link is declared dead',
+  },
+  { key: 'retransmitInitial', kind: 'number', default: 1, min: 0.1, max: 30, arg: 'S', doc: 'first L2TP control retransmission timeout (RFC 2661 5.8: 1 s)' },
+  { key: 'retransmitCap', kind: 'number', default: 8, min: 1, max: 120, arg: 'S', doc: 'cap on the doubling retransmission timeout (RFC 2661 5.8: at least 8 s)' },
+  { key: 'retransmitRetries', kind: 'int', default: 5, min: 1, max: 20, arg: 'N', doc: 'retransmissions before the tunnel is declared dead (RFC 2661 5.8 suggests 5)' },
+  { key: 'reconnectInitial', kind: 'number', default: 2, min: 0.1, max: 600, arg: 'S', doc: 'first delay before dialling again after a failure' },
+  { key: 'reconnectCap', kind: 'number', default: 300, min: 1, max: 86400, arg: 'S', doc: 'cap on the doubling reconnect delay' },
+  {
+    key: 'reconnectJitter',
+    kind: 'number',
+    default: 0.5,
+    min: 0,
+    max: 1,
+    arg: 'F',
+    doc: 'fraction of each reconnect delay drawn at random, so routers that lost the same SC do not return in lock-step',
+  },
+  { key: 'tunDevice', kind: 'string', default: 'sw0', arg: 'IFNAME', doc: 'name of the TUN device that carries the softwire' },
+  {
+    key: 'mtu',
+    kind: 'int',
+    default: 0,
+    min: 0,
+    max: 65535,
+    arg: 'BYTES',
+    doc: 'softwire MTU / LCP MRU; 0 derives it from the WAN path MTU minus IP+UDP+L2TP+PPP overhead (RFC 5571 5.2.1)',
+  },
+  { key: 'routeMetric', kind: 'int', default: 1024, min: 0, max: 4294967295, arg: 'N', doc: 'metric of the default routes the agent installs' },
+  {
+    key: 'ipv4DefaultRoute',
+    kind: 'bool',
+    default: false,
+    doc: 'route IPv4 via the softwire when IPCP is up with ncp=ipv6 (RFC 5571 3.1: off unless configured)',
+  },
+  { key: 'prefixLengthHint', kind: 'int', default: 56, min: 0, max: 64, arg: 'LEN', doc: 'delegated prefix length to ask for in IA_PD (0: no hint)' },
+  { key: 'rapidCommit', kind: 'bool', default: false, doc: 'ask for DHCPv6 Rapid Commit (two-message exchange)' },
+  { key: 'controlSocket', kind: 'string', default: '/run/softwire/softwire.sock', arg: 'PATH', doc: 'Unix socket for status and control verbs (root only)' },
+  { key: 'stateDir', kind: 'string', default: '/var/lib/softwire', arg: 'DIR', doc: 'where the DHCPv6 DUID and last delegated prefix are kept across restarts' },
+  { key: 'resolvFile', kind: 'string', default: '/run/softwire/resolv.conf', arg: 'FILE', doc: 'resolv.conf-format file the learned DNS servers and search list are written to' },
+  {
+    key: 'logLevel',
+    kind: 'enum',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    default: 'info',
+    doc: 'log verbosity',
+  },
+];
+
+export const FIELD_BY_KEY: ReadonlyMap<string, Field> = new Map(FIELDS.map((f) => [f.key, f]));
+
+/** camelCase key -> kebab-case flag name. */
+export function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
