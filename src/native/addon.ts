@@ -1,0 +1,189 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+
+/**
+ * Loader and typed interface of the C addon in src/native/softwire.c (built by
+ * node-gyp into build/Release/softwire.node on `npm ci`).
+ *
+ * The addon is loaded lazily, on the first open of a device or socket, so code that
+ * merely imports the platform layer (unit tests, `softwire --help`) runs where the
+ * addon was never built.
+ */
+
+/** Error thrown by the addon (or passed to a read callback). `errno` is negative, as in Node's own system errors. */
+export interface NativeError extends Error {
+  code: string;
+  errno: number;
+  /** writeBatch only: the packet that failed; the packets before it were written. */
+  index?: number;
+}
+
+/**
+ * A polled fd plus the receive ring the C side fills on each wake-up: slot i holds
+ * its packet at `ring[i * slotSize ...]`, its metadata at `meta[i * META_STRIDE ...]`
+ * and (ICMPv6 only) its source and destination addresses at `addrs[i * ADDR_STRIDE ...]`.
+ */
+export interface NativeHandle {
+  readonly fd: number;
+  readonly ifindex: number;
+  readonly batch: number;
+  readonly slotSize: number;
+  readonly ring: Buffer;
+  readonly meta: Int32Array;
+  readonly addrs: Buffer;
+}
+
+export interface NativeTunHandle extends NativeHandle {
+  /** The name the kernel gave the device (useful when opened with ''). */
+  readonly name: string;
+}
+
+/** Called once per wake-up with the number of filled slots; `err` stops reading until readStart again. */
+export type ReadCallback = (count: number, err?: NativeError) => void;
+
+export interface SoftwireAddon {
+  tunOpen(name: string, batch: number, slotSize: number): NativeTunHandle;
+  icmp6Open(ifname: string, batch: number, slotSize: number, hopLimit: number): NativeHandle;
+  readStart(h: NativeHandle, cb: ReadCallback): void;
+  readStop(h: NativeHandle): void;
+  setRef(h: NativeHandle, ref: boolean): void;
+  /** Idempotent. */
+  close(h: NativeHandle): void;
+  /** 1 when written, 0 when the kernel queue is full (EAGAIN). */
+  write(h: NativeTunHandle, packet: Uint8Array): number;
+  /** Packets written, in order; stops early at EAGAIN. */
+  writeBatch(h: NativeTunHandle, packets: readonly Uint8Array[]): number;
+  /** 1 when sent, 0 on EAGAIN. scopeId 0 means the bound interface. */
+  icmp6Send(h: NativeHandle, message: Uint8Array, address: string, scopeId: number): number;
+  icmp6Membership(h: NativeHandle, group: string, join: boolean): void;
+  icmp6Filter(h: NativeHandle, types: readonly number[] | null): void;
+  readonly META_STRIDE: number;
+  readonly ADDR_STRIDE: number;
+  readonly FLAG_TRUNCATED: number;
+}
+
+/** Offsets within one slot's metadata (META_STRIDE entries). */
+export const META_LENGTH = 0;
+export const META_IFINDEX = 1;
+export const META_HOPLIMIT = 2;
+export const META_FLAGS = 3;
+
+const ADDON_FILE = join('build', 'Release', 'softwire.node');
+/** From src/native (tsx) the root is two levels up; from dist/softwire.js one; leave room for packaging. */
+const SEARCH_DEPTH = 4;
+
+/** Where the addon may be, in search order. */
+export function addonCandidates(fromDir: string = __dirname, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (env.SOFTWIRE_ADDON) return [resolve(env.SOFTWIRE_ADDON)];
+  const out: string[] = [];
+  let dir = resolve(fromDir);
+  for (let i = 0; i <= SEARCH_DEPTH; i++) {
+    out.push(join(dir, ADDON_FILE), join(dir, 'softwire.node'));
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return out;
+}
+
+/** The first candidate that exists, or an error that tells the user how to build it. */
+export function findAddon(fromDir: string = __dirname, env: NodeJS.ProcessEnv = process.env): string {
+  const candidates = addonCandidates(fromDir, env);
+  const found = candidates.find((p) => existsSync(p));
+  if (found) return found;
+  const where = env.SOFTWIRE_ADDON
+    ? `SOFTWIRE_ADDON=${env.SOFTWIRE_ADDON} does not exist`
+    : `looked in: ${candidates.join(', ')}`;
+  throw new Error(
+    `softwire native addon (softwire.node) not found; ${where}. ` +
+      'Build it by running "npm ci" (or "npm run install", which runs node-gyp rebuild) in the softwire source directory.',
+  );
+}
+
+let loaded: SoftwireAddon | undefined;
+
+/** Loads the addon once; later calls return the same module. */
+export function addon(): SoftwireAddon {
+  if (!loaded) {
+    const file = findAddon();
+    const mod = { exports: {} as SoftwireAddon };
+    // dlopen, not require: a bundler leaves it alone, and the path is computed.
+    try {
+      process.dlopen(mod, file);
+    } catch (e) {
+      throw new Error(
+        `cannot load the softwire native addon ${file}: ${(e as Error).message}; rebuild it with "npm ci" or "npm run install"`,
+      );
+    }
+    loaded = mod.exports;
+  }
+  return loaded;
+}
+
+/**
+ * What TunDevice and Icmp6Socket share: pause/resume that survive a read callback
+ * replacement, ref/unref, idempotent close, and read errors routed to a handler (or
+ * thrown from the loop, like an 'error' event nobody listens to).
+ */
+export abstract class NativeChannel<H extends NativeHandle> {
+  private reader: ReadCallback | undefined;
+  private paused = false;
+  private isClosed = false;
+
+  protected constructor(
+    protected readonly native: SoftwireAddon,
+    protected readonly handle: H,
+  ) {}
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  get ifindex(): number {
+    return this.handle.ifindex;
+  }
+
+  /** Installs the wake-up handler and starts reading unless paused. */
+  protected listen(onSlots: (count: number) => void, onError?: (err: NativeError) => void): void {
+    this.reader = (count, err) => {
+      if (count > 0) onSlots(count);
+      if (err) {
+        // The addon has stopped reading; resume() restarts it.
+        this.paused = true;
+        if (onError) onError(err);
+        else throw err;
+      }
+    };
+    if (!this.paused && !this.isClosed) this.native.readStart(this.handle, this.reader);
+  }
+
+  /** Stops reading; packets queue in the kernel (and are dropped when its queue is full). */
+  pause(): void {
+    this.paused = true;
+    if (!this.isClosed) this.native.readStop(this.handle);
+  }
+
+  resume(): void {
+    this.paused = false;
+    if (this.reader && !this.isClosed) this.native.readStart(this.handle, this.reader);
+  }
+
+  /** Lets the process exit while this is still reading. */
+  unref(): this {
+    if (!this.isClosed) this.native.setRef(this.handle, false);
+    return this;
+  }
+
+  ref(): this {
+    if (!this.isClosed) this.native.setRef(this.handle, true);
+    return this;
+  }
+
+  /** Idempotent. Any further write or send throws EBADF. */
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.reader = undefined;
+    this.native.close(this.handle);
+  }
+}

@@ -1,0 +1,720 @@
+/*
+ * softwire's native addon: the two kernel interfaces Node cannot reach by itself.
+ *
+ *   - TUN devices (IFF_TUN | IFF_NO_PI): the agent's side of the softwire.
+ *   - Raw ICMPv6 sockets bound to one interface: Router Solicitations and
+ *     Advertisements must be sent with hop limit 255 and RS arrive on ff02::2.
+ *
+ * Both are a "channel": a non-blocking fd watched by uv_poll on Node's own loop, so
+ * a wake-up costs no thread-pool hop. A wake-up drains up to `batch` packets into a
+ * ring that JS allocated once (a Buffer of batch * slot bytes plus an Int32Array of
+ * per-slot metadata) and calls the JS callback once with the count. Nothing is
+ * allocated per packet; the price is that the ring is overwritten by the next
+ * wake-up, so JS views into it are only valid during the callback.
+ *
+ * Errors are JS Errors with `code` ('EAGAIN', ...), `errno` (negative, as in Node's
+ * own system errors) and a message naming the operation. EAGAIN on a write is not an
+ * error for a packet pump, so writes return how many packets went out instead.
+ */
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <netinet/icmp6.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Per-slot metadata layout, mirrored in addon.ts. */
+#define META_STRIDE 4 /* [bytes in slot, ifindex, hop limit (-1 unknown), flags] */
+#define ADDR_STRIDE 32 /* [source address, destination address] for ICMPv6 */
+#define FLAG_TRUNCATED 1
+
+enum kind { KIND_TUN = 1, KIND_ICMP6 = 2 };
+
+/* Lets us refuse objects that merely look like our handles (napi_unwrap would not). */
+static const napi_type_tag channel_tag = {0x736f667477697265ULL, 0x6368616e6e656c31ULL};
+
+typedef struct {
+  napi_env env;
+  int kind;
+  int fd; /* -1 once closed */
+  int ifindex;
+  /* Allocated apart from the channel: uv_close finishes on a later loop turn, when
+   * the JS object (and with it this struct) may already be gone. */
+  uv_poll_t *poll;
+  napi_ref self;     /* held strong while reading: an active reader must not be collected */
+  napi_ref on_read;  /* JS callback while reading */
+  napi_async_context async;
+  bool reading;
+  bool self_held;
+  bool dispatching; /* inside the JS callback, which may close or pause us */
+  uint32_t batch, slot;
+  uint8_t *ring;
+  int32_t *meta;
+  uint8_t *addrs;
+} channel;
+
+/* ---- errors ------------------------------------------------------------------ */
+
+static napi_value sys_error(napi_env env, int err, const char *fmt, ...) {
+  char name[48], what[160], msg[400];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  /* libuv knows the names Node uses for codes, but not every errno (EBADFD); libc knows all texts. */
+  uv_err_name_r(-err, name, sizeof name);
+  if (strncmp(name, "Unknown", 7) == 0) snprintf(name, sizeof name, "UNKNOWN");
+  snprintf(msg, sizeof msg, "%s: %s (%s)", what, strerror(err), name);
+  napi_value code, message, error, num;
+  napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code);
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &message);
+  napi_create_error(env, code, message, &error);
+  napi_create_int32(env, -err, &num);
+  napi_set_named_property(env, error, "errno", num);
+  return error;
+}
+
+/* Throws; returns NULL so that callbacks can `return THROW_SYS(...)`. */
+static napi_value throw_value(napi_env env, napi_value error) {
+  napi_throw(env, error);
+  return NULL;
+}
+#define THROW_SYS(env, err, ...) throw_value((env), sys_error((env), (err), __VA_ARGS__))
+
+static napi_value type_error(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+/* N-API calls fail only on misuse or a pending exception; surface whichever applies. */
+static void throw_napi(napi_env env, const char *call) {
+  const napi_extended_error_info *info = NULL;
+  napi_get_last_error_info(env, &info);
+  const char *msg = info && info->error_message ? info->error_message : "failed";
+  bool pending = false;
+  napi_is_exception_pending(env, &pending);
+  if (!pending) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "softwire addon: %s: %s", call, msg);
+    napi_throw_error(env, NULL, buf);
+  }
+}
+
+#define NAPI(call)                \
+  do {                            \
+    if ((call) != napi_ok) {      \
+      throw_napi(env, #call);     \
+      return NULL;                \
+    }                             \
+  } while (0)
+
+/* ---- argument helpers ------------------------------------------------------ */
+
+static bool get_u32(napi_env env, napi_value v, uint32_t lo, uint32_t hi, uint32_t *out, const char *msg) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number || napi_get_value_uint32(env, v, out) != napi_ok ||
+      *out < lo || *out > hi) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", msg);
+    return false;
+  }
+  return true;
+}
+
+/* Copies a JS string into buf; `len` gets its full UTF-8 length so callers can reject overlong input. */
+static bool get_string(napi_env env, napi_value v, char *buf, size_t cap, size_t *len, const char *msg) {
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string ||
+      napi_get_value_string_utf8(env, v, NULL, 0, len) != napi_ok ||
+      napi_get_value_string_utf8(env, v, buf, cap, NULL) != napi_ok) {
+    type_error(env, msg);
+    return false;
+  }
+  return true;
+}
+
+static bool get_bytes(napi_env env, napi_value v, const uint8_t **data, size_t *len) {
+  bool is_ta = false;
+  napi_typedarray_type type;
+  void *p = NULL;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, v, &type, len, &p, NULL, NULL) != napi_ok || type != napi_uint8_array)
+    return false;
+  *data = p;
+  return true;
+}
+
+static bool get_in6(napi_env env, napi_value v, struct in6_addr *out, const char *op) {
+  char buf[INET6_ADDRSTRLEN + 1];
+  size_t len = 0;
+  if (!get_string(env, v, buf, sizeof buf, &len, "IPv6 address must be a string")) return false;
+  if (len >= sizeof buf || inet_pton(AF_INET6, buf, out) != 1) {
+    THROW_SYS(env, EINVAL, "%s: '%s' is not an IPv6 address", op, buf);
+    return false;
+  }
+  return true;
+}
+
+static channel *get_channel(napi_env env, napi_value v, int kind, bool need_open, const char *op) {
+  bool tagged = false;
+  channel *ch = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_object ||
+      napi_check_object_type_tag(env, v, &channel_tag, &tagged) != napi_ok || !tagged ||
+      napi_unwrap(env, v, (void **)&ch) != napi_ok || (kind && ch->kind != kind)) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "%s: expected a %s handle", op, kind == KIND_TUN ? "TUN" : kind ? "ICMPv6" : "softwire");
+    type_error(env, msg);
+    return NULL;
+  }
+  if (need_open && ch->fd < 0) {
+    THROW_SYS(env, EBADF, "%s: handle is closed", op);
+    return NULL;
+  }
+  return ch;
+}
+
+/* ---- channel lifetime -------------------------------------------------------- */
+
+static void free_poll(uv_handle_t *h) { free(h); }
+
+/* Drops what keeps a paused or closed channel alive; deferred while JS is inside our callback. */
+static void settle(napi_env env, channel *ch) {
+  if (ch->dispatching) return;
+  if (!ch->reading && ch->self_held) {
+    napi_reference_unref(env, ch->self, NULL);
+    ch->self_held = false;
+  }
+  if (ch->fd < 0 && ch->async) {
+    napi_async_destroy(env, ch->async);
+    ch->async = NULL;
+  }
+}
+
+static void stop_reading(napi_env env, channel *ch) {
+  if (ch->poll) uv_poll_stop(ch->poll);
+  ch->reading = false;
+  if (ch->on_read) {
+    napi_delete_reference(env, ch->on_read);
+    ch->on_read = NULL;
+  }
+}
+
+static void shutdown_channel(napi_env env, channel *ch) {
+  stop_reading(env, ch);
+  if (ch->poll) {
+    ch->poll->data = NULL;
+    uv_close((uv_handle_t *)ch->poll, free_poll);
+    ch->poll = NULL;
+  }
+  /* Only after uv_close: libuv must stop watching an fd before it is closed. */
+  if (ch->fd >= 0) {
+    close(ch->fd);
+    ch->fd = -1;
+  }
+  settle(env, ch);
+}
+
+static void finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  channel *ch = data;
+  shutdown_channel(env, ch);
+  if (ch->self) napi_delete_reference(env, ch->self);
+  free(ch);
+}
+
+static void on_readable(uv_poll_t *p, int status, int events);
+
+/* Wraps an open fd in a JS handle; from napi_wrap on, the finalizer owns the fd. */
+static napi_value new_channel(napi_env env, int kind, int fd, int ifindex, uint32_t batch, uint32_t slot) {
+  channel *ch = calloc(1, sizeof *ch);
+  if (!ch) {
+    close(fd);
+    return THROW_SYS(env, ENOMEM, "allocating a channel");
+  }
+  ch->env = env;
+  ch->kind = kind;
+  ch->fd = fd;
+  ch->ifindex = ifindex;
+  ch->batch = batch;
+  ch->slot = slot;
+
+  napi_value obj, ring, meta_ab, meta, addrs, name, v_fd, v_ifindex, v_batch, v_slot;
+  if (napi_create_object(env, &obj) != napi_ok ||
+      napi_wrap(env, obj, ch, finalize, NULL, &ch->self) != napi_ok) {
+    close(fd);
+    free(ch);
+    throw_napi(env, "napi_wrap");
+    return NULL;
+  }
+  NAPI(napi_type_tag_object(env, obj, &channel_tag));
+  NAPI(napi_create_buffer(env, (size_t)batch * slot, (void **)&ch->ring, &ring));
+  NAPI(napi_create_arraybuffer(env, (size_t)batch * META_STRIDE * sizeof(int32_t), (void **)&ch->meta, &meta_ab));
+  NAPI(napi_create_typedarray(env, napi_int32_array, (size_t)batch * META_STRIDE, meta_ab, 0, &meta));
+  NAPI(napi_create_buffer(env, kind == KIND_ICMP6 ? (size_t)batch * ADDR_STRIDE : 0, (void **)&ch->addrs, &addrs));
+  NAPI(napi_create_int32(env, fd, &v_fd));
+  NAPI(napi_create_int32(env, ifindex, &v_ifindex));
+  NAPI(napi_create_uint32(env, batch, &v_batch));
+  NAPI(napi_create_uint32(env, slot, &v_slot));
+  /* Read-only: C writes into these buffers, so JS must not be able to swap them out. */
+  napi_property_descriptor props[] = {
+      {"fd", NULL, NULL, NULL, NULL, v_fd, napi_enumerable, NULL},
+      {"ifindex", NULL, NULL, NULL, NULL, v_ifindex, napi_enumerable, NULL},
+      {"batch", NULL, NULL, NULL, NULL, v_batch, napi_enumerable, NULL},
+      {"slotSize", NULL, NULL, NULL, NULL, v_slot, napi_enumerable, NULL},
+      {"ring", NULL, NULL, NULL, NULL, ring, napi_enumerable, NULL},
+      {"meta", NULL, NULL, NULL, NULL, meta, napi_enumerable, NULL},
+      {"addrs", NULL, NULL, NULL, NULL, addrs, napi_enumerable, NULL},
+  };
+  NAPI(napi_define_properties(env, obj, sizeof props / sizeof props[0], props));
+
+  NAPI(napi_create_string_utf8(env, kind == KIND_TUN ? "softwire:tun" : "softwire:icmp6", NAPI_AUTO_LENGTH, &name));
+  NAPI(napi_async_init(env, obj, name, &ch->async));
+
+  uv_loop_t *loop;
+  NAPI(napi_get_uv_event_loop(env, &loop));
+  ch->poll = malloc(sizeof *ch->poll);
+  if (!ch->poll) return THROW_SYS(env, ENOMEM, "allocating a poll handle");
+  int rc = uv_poll_init(loop, ch->poll, fd);
+  if (rc < 0) {
+    free(ch->poll);
+    ch->poll = NULL;
+    return THROW_SYS(env, -rc, "uv_poll_init(fd %d)", fd);
+  }
+  ch->poll->data = ch;
+  return obj;
+}
+
+/* ---- reading ----------------------------------------------------------------- */
+
+static int32_t *slot_meta(channel *ch, uint32_t i) { return ch->meta + (size_t)i * META_STRIDE; }
+
+static uint32_t read_tun(channel *ch, int *err) {
+  uint32_t n = 0;
+  while (n < ch->batch) {
+    ssize_t r = read(ch->fd, ch->ring + (size_t)n * ch->slot, ch->slot);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
+      break;
+    }
+    int32_t *m = slot_meta(ch, n++);
+    /* TUN reports the full packet length even when it only copied `slot` bytes. */
+    m[0] = r > (ssize_t)ch->slot ? (int32_t)ch->slot : (int32_t)r;
+    m[1] = ch->ifindex;
+    m[2] = -1;
+    m[3] = r > (ssize_t)ch->slot ? FLAG_TRUNCATED : 0;
+  }
+  return n;
+}
+
+static uint32_t read_icmp6(channel *ch, int *err) {
+  uint32_t n = 0;
+  while (n < ch->batch) {
+    struct sockaddr_in6 from;
+    union {
+      char buf[CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {ch->ring + (size_t)n * ch->slot, ch->slot};
+    struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof from, .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = ctl.buf, .msg_controllen = sizeof ctl.buf};
+    ssize_t r = recvmsg(ch->fd, &mh, 0);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
+      break;
+    }
+    int32_t *m = slot_meta(ch, n);
+    uint8_t *a = ch->addrs + (size_t)n * ADDR_STRIDE;
+    m[0] = (int32_t)r;
+    m[1] = (int32_t)from.sin6_scope_id;
+    m[2] = -1;
+    m[3] = (mh.msg_flags & MSG_TRUNC) ? FLAG_TRUNCATED : 0;
+    memcpy(a, &from.sin6_addr, 16);
+    memset(a + 16, 0, 16);
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+      if (c->cmsg_level != IPPROTO_IPV6) continue;
+      if (c->cmsg_type == IPV6_PKTINFO) {
+        struct in6_pktinfo pi;
+        memcpy(&pi, CMSG_DATA(c), sizeof pi);
+        memcpy(a + 16, &pi.ipi6_addr, 16);
+        m[1] = (int32_t)pi.ipi6_ifindex;
+      } else if (c->cmsg_type == IPV6_HOPLIMIT) {
+        memcpy(&m[2], CMSG_DATA(c), sizeof(int));
+      }
+    }
+    n++;
+  }
+  return n;
+}
+
+static void dispatch(napi_env env, channel *ch, uint32_t n, int err) {
+  napi_value cb, recv, argv[2], result;
+  if (napi_get_reference_value(env, ch->on_read, &cb) != napi_ok || !cb) return;
+  napi_get_global(env, &recv); /* make_callback needs an object receiver */
+  napi_create_uint32(env, n, &argv[0]);
+  if (err) {
+    argv[1] = sys_error(env, err, "%s read", ch->kind == KIND_TUN ? "TUN" : "ICMPv6");
+    /* A persistent error would wake us forever; JS decides whether to resume. */
+    stop_reading(env, ch);
+  } else {
+    napi_get_undefined(env, &argv[1]);
+  }
+  ch->dispatching = true;
+  /* make_callback, not call_function: it runs the microtask and nextTick queues afterwards. */
+  napi_status s = napi_make_callback(env, ch->async, recv, cb, 2, argv, &result);
+  ch->dispatching = false;
+  if (s == napi_pending_exception) {
+    napi_value ex;
+    napi_get_and_clear_last_exception(env, &ex);
+    napi_fatal_exception(env, ex);
+  }
+  settle(env, ch);
+}
+
+static void on_readable(uv_poll_t *p, int status, int events) {
+  (void)events;
+  channel *ch = p->data;
+  if (!ch || !ch->reading) return;
+  napi_env env = ch->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  int err = status < 0 ? -status : 0;
+  uint32_t n = 0;
+  if (!err) n = ch->kind == KIND_TUN ? read_tun(ch, &err) : read_icmp6(ch, &err);
+  if (n || err) dispatch(env, ch, n, err);
+  napi_close_handle_scope(env, scope);
+}
+
+/* readStart(handle, callback(count, error?)) */
+static napi_value js_read_start(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_valuetype t;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], 0, true, "readStart");
+  if (!ch) return NULL;
+  if (argc < 2 || napi_typeof(env, argv[1], &t) != napi_ok || t != napi_function)
+    return type_error(env, "readStart: callback must be a function");
+  if (ch->on_read) napi_delete_reference(env, ch->on_read);
+  ch->on_read = NULL;
+  NAPI(napi_create_reference(env, argv[1], 1, &ch->on_read));
+  int rc = uv_poll_start(ch->poll, UV_READABLE, on_readable);
+  if (rc < 0) return THROW_SYS(env, -rc, "readStart: uv_poll_start");
+  ch->reading = true;
+  if (!ch->self_held) {
+    NAPI(napi_reference_ref(env, ch->self, NULL));
+    ch->self_held = true;
+  }
+  return NULL;
+}
+
+/* readStop(handle): pauses; packets queue in the kernel until readStart. */
+static napi_value js_read_stop(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], 0, false, "readStop");
+  if (!ch) return NULL;
+  stop_reading(env, ch);
+  settle(env, ch);
+  return NULL;
+}
+
+/* setRef(handle, bool): an unref'd channel does not keep the process alive. */
+static napi_value js_set_ref(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  bool on = true;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], 0, true, "setRef");
+  if (!ch) return NULL;
+  if (argc > 1) NAPI(napi_get_value_bool(env, argv[1], &on));
+  if (on)
+    uv_ref((uv_handle_t *)ch->poll);
+  else
+    uv_unref((uv_handle_t *)ch->poll);
+  return NULL;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], 0, false, "close");
+  if (ch) shutdown_channel(env, ch);
+  return NULL;
+}
+
+/* ---- TUN ----------------------------------------------------------------------- */
+
+/* tunOpen(name, batch, slotSize): '' lets the kernel pick tunN. */
+static napi_value js_tun_open(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  char name[IFNAMSIZ];
+  size_t len = 0;
+  uint32_t batch, slot;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return type_error(env, "tunOpen(name, batch, slotSize)");
+  if (!get_string(env, argv[0], name, sizeof name, &len, "tunOpen: name must be a string")) return NULL;
+  if (len >= IFNAMSIZ) return THROW_SYS(env, EINVAL, "tunOpen(%s...): interface name longer than %d bytes", name, IFNAMSIZ - 1);
+  if (!get_u32(env, argv[1], 1, 4096, &batch, "tunOpen: batch must be 1..4096")) return NULL;
+  if (!get_u32(env, argv[2], 64, 65536 + 64, &slot, "tunOpen: slotSize must be 64..65600")) return NULL;
+
+  int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return THROW_SYS(env, errno, "tunOpen(%s): open /dev/net/tun", name);
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+  memcpy(ifr.ifr_name, name, len);
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    return THROW_SYS(env, e, "tunOpen(%s): ioctl TUNSETIFF", name);
+  }
+  napi_value h = new_channel(env, KIND_TUN, fd, (int)if_nametoindex(ifr.ifr_name), batch, slot);
+  if (!h) return NULL;
+  napi_value actual;
+  NAPI(napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &actual));
+  NAPI(napi_set_named_property(env, h, "name", actual));
+  return h;
+}
+
+/* 1 if the packet went out, 0 on EAGAIN, -errno otherwise. */
+static int write_packet(int fd, const uint8_t *data, size_t len) {
+  for (;;) {
+    if (write(fd, data, len) >= 0) return 1;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
+  }
+}
+
+/* write(handle, packet) -> 1 written, 0 the kernel queue is full (EAGAIN). */
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  const uint8_t *data;
+  size_t len;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_TUN, true, "write");
+  if (!ch) return NULL;
+  if (argc < 2 || !get_bytes(env, argv[1], &data, &len)) return type_error(env, "write: packet must be a Uint8Array");
+  int r = write_packet(ch->fd, data, len);
+  if (r < 0) return THROW_SYS(env, -r, "write(%zu bytes) to TUN", len);
+  NAPI(napi_create_uint32(env, (uint32_t)r, &out));
+  return out;
+}
+
+/*
+ * writeBatch(handle, packets[]) -> how many went out, in order; stops at EAGAIN.
+ * Another error throws with `index` set to the failing packet (those before it went out).
+ */
+static napi_value js_write_batch(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  bool is_array = false;
+  uint32_t count = 0, i;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_TUN, true, "writeBatch");
+  if (!ch) return NULL;
+  if (argc < 2 || napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array)
+    return type_error(env, "writeBatch: packets must be an array");
+  NAPI(napi_get_array_length(env, argv[1], &count));
+  for (i = 0; i < count; i++) {
+    napi_value el;
+    const uint8_t *data;
+    size_t len;
+    NAPI(napi_get_element(env, argv[1], i, &el));
+    int r = get_bytes(env, el, &data, &len) ? write_packet(ch->fd, data, len) : -EINVAL;
+    if (r == 0) break;
+    if (r < 0) {
+      napi_value err = sys_error(env, -r, "writeBatch: packet %u of %u to TUN", i, count), idx;
+      NAPI(napi_create_uint32(env, i, &idx));
+      NAPI(napi_set_named_property(env, err, "index", idx));
+      napi_throw(env, err);
+      return NULL;
+    }
+  }
+  NAPI(napi_create_uint32(env, i, &out));
+  return out;
+}
+
+/* ---- ICMPv6 -------------------------------------------------------------------- */
+
+/* icmp6Open(ifname, batch, slotSize, hopLimit) */
+static napi_value js_icmp6_open(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  char name[IFNAMSIZ];
+  size_t len = 0;
+  uint32_t batch, slot, hops;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 4) return type_error(env, "icmp6Open(ifname, batch, slotSize, hopLimit)");
+  if (!get_string(env, argv[0], name, sizeof name, &len, "icmp6Open: ifname must be a string")) return NULL;
+  if (len >= IFNAMSIZ || len == 0) return THROW_SYS(env, EINVAL, "icmp6Open(%s): interface name must be 1..15 bytes", name);
+  if (!get_u32(env, argv[1], 1, 4096, &batch, "icmp6Open: batch must be 1..4096")) return NULL;
+  if (!get_u32(env, argv[2], 64, 65536, &slot, "icmp6Open: slotSize must be 64..65536")) return NULL;
+  if (!get_u32(env, argv[3], 1, 255, &hops, "icmp6Open: hopLimit must be 1..255")) return NULL;
+
+  int ifindex = (int)if_nametoindex(name);
+  if (!ifindex) return THROW_SYS(env, errno, "icmp6Open(%s): if_nametoindex", name);
+  int fd = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+  if (fd < 0) return THROW_SYS(env, errno, "icmp6Open(%s): socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6)", name);
+  int on = 1, off = 0, hl = (int)hops;
+  /* ND messages are only valid with hop limit 255 (RFC 4861 6.1), so both kinds of
+   * sends use it; looped-back multicast would show us our own RAs. */
+  struct {
+    int level, opt;
+    const void *val;
+    socklen_t len;
+    const char *what;
+  } opts[] = {
+      {SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)len + 1, "SO_BINDTODEVICE"},
+      {IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hl, sizeof hl, "IPV6_UNICAST_HOPS"},
+      {IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hl, sizeof hl, "IPV6_MULTICAST_HOPS"},
+      {IPPROTO_IPV6, IPV6_MULTICAST_IF, &ifindex, sizeof ifindex, "IPV6_MULTICAST_IF"},
+      {IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &off, sizeof off, "IPV6_MULTICAST_LOOP"},
+      {IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on, "IPV6_RECVPKTINFO"},
+      {IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof on, "IPV6_RECVHOPLIMIT"},
+  };
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    if (setsockopt(fd, opts[i].level, opts[i].opt, opts[i].val, opts[i].len) < 0) {
+      int e = errno;
+      close(fd);
+      return THROW_SYS(env, e, "icmp6Open(%s): setsockopt %s", name, opts[i].what);
+    }
+  }
+  return new_channel(env, KIND_ICMP6, fd, ifindex, batch, slot);
+}
+
+/* icmp6Send(handle, message, address, scopeId) -> 1 sent, 0 EAGAIN. scopeId 0 = the bound interface. */
+static napi_value js_icmp6_send(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], out;
+  const uint8_t *data;
+  size_t len;
+  uint32_t scope = 0;
+  char text[INET6_ADDRSTRLEN];
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_ICMP6, true, "icmp6Send");
+  if (!ch) return NULL;
+  if (argc < 4 || !get_bytes(env, argv[1], &data, &len)) return type_error(env, "icmp6Send: message must be a Uint8Array");
+  struct sockaddr_in6 to;
+  memset(&to, 0, sizeof to);
+  to.sin6_family = AF_INET6;
+  if (!get_in6(env, argv[2], &to.sin6_addr, "icmp6Send")) return NULL;
+  if (!get_u32(env, argv[3], 0, UINT32_MAX, &scope, "icmp6Send: scopeId must be a uint32")) return NULL;
+  to.sin6_scope_id = scope ? scope : (uint32_t)ch->ifindex;
+  for (;;) {
+    if (sendto(ch->fd, data, len, 0, (struct sockaddr *)&to, sizeof to) >= 0) {
+      NAPI(napi_create_uint32(env, 1, &out));
+      return out;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      NAPI(napi_create_uint32(env, 0, &out));
+      return out;
+    }
+    int e = errno;
+    inet_ntop(AF_INET6, &to.sin6_addr, text, sizeof text);
+    return THROW_SYS(env, e, "icmp6Send(%s%%%u, %zu bytes)", text, to.sin6_scope_id, len);
+  }
+}
+
+/* icmp6Membership(handle, group, join): joins or leaves a group on the bound interface. */
+static napi_value js_icmp6_membership(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  bool join = true;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_ICMP6, true, "icmp6Membership");
+  if (!ch) return NULL;
+  struct ipv6_mreq mr;
+  memset(&mr, 0, sizeof mr);
+  if (argc < 3 || !get_in6(env, argv[1], &mr.ipv6mr_multiaddr, "icmp6Membership")) return NULL;
+  NAPI(napi_get_value_bool(env, argv[2], &join));
+  mr.ipv6mr_interface = (unsigned)ch->ifindex;
+  if (setsockopt(ch->fd, IPPROTO_IPV6, join ? IPV6_ADD_MEMBERSHIP : IPV6_DROP_MEMBERSHIP, &mr, sizeof mr) < 0) {
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(AF_INET6, &mr.ipv6mr_multiaddr, text, sizeof text);
+    return THROW_SYS(env, errno, "icmp6Membership: %s %s", join ? "join" : "leave", text);
+  }
+  return NULL;
+}
+
+/* icmp6Filter(handle, types[] | null): the kernel drops other types before they wake us. */
+static napi_value js_icmp6_filter(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_valuetype t = napi_null;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_ICMP6, true, "icmp6Filter");
+  if (!ch) return NULL;
+  struct icmp6_filter f;
+  if (argc > 1) NAPI(napi_typeof(env, argv[1], &t));
+  if (t == napi_null || t == napi_undefined) {
+    ICMP6_FILTER_SETPASSALL(&f);
+  } else {
+    bool is_array = false;
+    uint32_t count = 0;
+    if (napi_is_array(env, argv[1], &is_array) != napi_ok || !is_array)
+      return type_error(env, "icmp6Filter: types must be an array or null");
+    NAPI(napi_get_array_length(env, argv[1], &count));
+    ICMP6_FILTER_SETBLOCKALL(&f);
+    for (uint32_t i = 0; i < count; i++) {
+      napi_value el;
+      uint32_t type;
+      NAPI(napi_get_element(env, argv[1], i, &el));
+      if (!get_u32(env, el, 0, 255, &type, "icmp6Filter: types must be 0..255")) return NULL;
+      ICMP6_FILTER_SETPASS(type, &f);
+    }
+  }
+  if (setsockopt(ch->fd, IPPROTO_ICMPV6, ICMP6_FILTER, &f, sizeof f) < 0)
+    return THROW_SYS(env, errno, "icmp6Filter: setsockopt ICMP6_FILTER");
+  return NULL;
+}
+
+/* ---- module -------------------------------------------------------------------- */
+
+static napi_value init(napi_env env, napi_value exports) {
+  static const struct {
+    const char *name;
+    napi_callback fn;
+  } fns[] = {
+      {"tunOpen", js_tun_open},           {"icmp6Open", js_icmp6_open},   {"readStart", js_read_start},
+      {"readStop", js_read_stop},         {"setRef", js_set_ref},         {"close", js_close},
+      {"write", js_write},                {"writeBatch", js_write_batch}, {"icmp6Send", js_icmp6_send},
+      {"icmp6Membership", js_icmp6_membership}, {"icmp6Filter", js_icmp6_filter},
+  };
+  static const struct {
+    const char *name;
+    int value;
+  } consts[] = {{"META_STRIDE", META_STRIDE}, {"ADDR_STRIDE", ADDR_STRIDE}, {"FLAG_TRUNCATED", FLAG_TRUNCATED}};
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    NAPI(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));
+    NAPI(napi_set_named_property(env, exports, fns[i].name, f));
+  }
+  for (size_t i = 0; i < sizeof consts / sizeof consts[0]; i++) {
+    napi_value v;
+    NAPI(napi_create_int32(env, consts[i].value, &v));
+    NAPI(napi_set_named_property(env, exports, consts[i].name, v));
+  }
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

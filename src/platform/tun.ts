@@ -1,0 +1,98 @@
+import { META_FLAGS, META_LENGTH, NativeChannel, type NativeTunHandle, addon } from '../native/addon';
+
+export interface TunOptions {
+  /** Packets read per wake-up at most (default 64). */
+  batch?: number;
+  /** Bytes per receive slot; must be at least the device MTU or packets are dropped as truncated (default 4096). */
+  slotSize?: number;
+}
+
+/**
+ * The packets of one wake-up, all in one buffer that is reused for the next wake-up.
+ *
+ * Lifetime rule: `packet(i)` views (and the batch itself) are valid only during the
+ * onPackets callback. Copy (`Buffer.from(view)`) whatever must outlive it.
+ */
+export class PacketBatch {
+  /** Number of packets in this batch. */
+  count = 0;
+  /** Slot index of the i-th packet (truncated slots are skipped). */
+  readonly slots: Uint16Array;
+
+  constructor(
+    /** The shared receive ring; packet i starts at offset(i). */
+    readonly buffer: Buffer,
+    private readonly meta: Int32Array,
+    private readonly slotSize: number,
+    private readonly stride: number,
+  ) {
+    this.slots = new Uint16Array(Math.max(1, Math.floor(meta.length / stride)));
+  }
+
+  offset(i: number): number {
+    return this.slots[i]! * this.slotSize;
+  }
+
+  length(i: number): number {
+    return this.meta[this.slots[i]! * this.stride + META_LENGTH]!;
+  }
+
+  /** A view (no copy) of packet i. */
+  packet(i: number): Buffer {
+    const off = this.offset(i);
+    return this.buffer.subarray(off, off + this.length(i));
+  }
+}
+
+/**
+ * A TUN device (layer 3, no packet-info header): the kernel side of the softwire.
+ * Reads are batched on the event loop; writes never block and report a full kernel
+ * queue by returning false / a short count rather than throwing.
+ */
+export class TunDevice extends NativeChannel<NativeTunHandle> {
+  /** Packets dropped because they did not fit a receive slot. */
+  truncatedDrops = 0;
+  private readonly batchView: PacketBatch;
+
+  private constructor(handle: NativeTunHandle) {
+    super(addon(), handle);
+    this.batchView = new PacketBatch(handle.ring, handle.meta, handle.slotSize, this.native.META_STRIDE);
+  }
+
+  /** Creates (or attaches to) the TUN device `name`; '' lets the kernel choose tunN. */
+  static open(name = '', opts: TunOptions = {}): TunDevice {
+    return new TunDevice(addon().tunOpen(name, opts.batch ?? 64, opts.slotSize ?? 4096));
+  }
+
+  /** The device name the kernel gave us. */
+  get name(): string {
+    return this.handle.name;
+  }
+
+  /** Starts delivering packets (see PacketBatch for the lifetime rule). Replaces a previous handler. */
+  onPackets(cb: (batch: PacketBatch) => void, onError?: (err: Error) => void): void {
+    const { meta } = this.handle;
+    const stride = this.native.META_STRIDE;
+    const truncated = this.native.FLAG_TRUNCATED;
+    const batch = this.batchView;
+    this.listen((count) => {
+      let n = 0;
+      for (let slot = 0; slot < count; slot++) {
+        if (meta[slot * stride + META_FLAGS]! & truncated) this.truncatedDrops++;
+        else batch.slots[n++] = slot;
+      }
+      batch.count = n;
+      if (n > 0) cb(batch);
+    }, onError);
+  }
+
+  /** Sends one packet to the kernel; false if its queue is full (EAGAIN). */
+  write(packet: Uint8Array): boolean {
+    return this.native.write(this.handle, packet) === 1;
+  }
+
+  /** Sends packets in order; returns how many were taken (fewer than given only on EAGAIN). */
+  writeBatch(packets: readonly Uint8Array[]): number {
+    return this.native.writeBatch(this.handle, packets);
+  }
+}
