@@ -11,6 +11,8 @@ export interface Scheduler {
   clear(key: string): void;
   /** Number of armed timers; used by soak tests to assert nothing leaks. */
   size(): number;
+  /** Disarms every timer. */
+  clearAll(): void;
 }
 
 export class RealScheduler implements Scheduler {

@@ -113,6 +113,7 @@ export function addon(): SoftwireAddon {
     } catch (e) {
       throw new Error(
         `cannot load the softwire native addon ${file}: ${(e as Error).message}; rebuild it with "npm ci" or "npm run install"`,
+        { cause: e },
       );
     }
     loaded = mod.exports;

@@ -25,6 +25,10 @@ export class FakeClock implements Scheduler {
     return this.timers.size;
   }
 
+  clearAll(): void {
+    this.timers.clear();
+  }
+
   /** When the next timer is due, or undefined if none is armed. */
   nextDue(): number | undefined {
     let best: number | undefined;

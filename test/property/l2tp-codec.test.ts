@@ -29,7 +29,7 @@ import {
 const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 2000);
 
 // Plain objects (fast-check otherwise may build null-prototype ones, which deepEqual tells apart).
-// biome-ignore lint/suspicious/noExplicitAny: thin pass-through to fc.record's overloads
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- thin pass-through to fc.record's overloads
 const rec: typeof fc.record = ((m: any, o?: any) => fc.record(m, { ...o, noNullPrototype: true })) as any;
 const u8 = fc.integer({ min: 0, max: 0xff });
 const u16 = fc.integer({ min: 0, max: 0xffff });

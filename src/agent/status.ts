@@ -1,0 +1,74 @@
+/**
+ * The agent's status model: what `softwire status --json` prints and what the
+ * control socket's "status" command returns. Scripts (and the OpenWrt netifd
+ * handler) parse it, so fields are only ever added, never renamed.
+ */
+
+export type AgentState = 'down' | 'connecting' | 'up';
+
+export interface DelegatedPrefixStatus {
+  prefix: string;
+  length: number;
+  /** ISO 8601 times; null for infinite lifetimes. */
+  preferredUntil: string | null;
+  validUntil: string | null;
+}
+
+export interface LanStatus {
+  ifname: string;
+  prefix: string;
+  address: string;
+}
+
+export interface Status {
+  state: AgentState;
+  /** ISO time the current state began. */
+  since: string;
+  sc: { address: string; port: number } | null;
+  /** Local (WAN) address the tunnel runs from. */
+  local: { address: string; port: number } | null;
+  tunnel: { localId: number; remoteId: number; state: string } | null;
+  session: { localId: number; remoteId: number; state: string } | null;
+  ppp: {
+    lcp: string;
+    ncp: { ipv6cp?: string; ipcp?: string };
+    auth: string;
+    mru: number | null;
+    echoRttMs: number | null;
+  } | null;
+  ipv6: {
+    linkLocal: string | null;
+    address: string | null;
+    delegatedPrefix: DelegatedPrefixStatus | null;
+    dns: string[];
+    domains: string[];
+    defaultRoute: boolean;
+    lan: LanStatus[];
+  } | null;
+  ipv4: { address: string | null; peer: string | null; dns: string[]; carryTraffic: boolean } | null;
+  counters: {
+    l2tp: Record<string, number>;
+    ppp: Record<string, number>;
+    data: Record<string, number>;
+    drops: Record<string, number>;
+  };
+  reconnects: number;
+  lastError: { at: string; layer: string; message: string } | null;
+}
+
+export function emptyStatus(now = new Date()): Status {
+  return {
+    state: 'down',
+    since: now.toISOString(),
+    sc: null,
+    local: null,
+    tunnel: null,
+    session: null,
+    ppp: null,
+    ipv6: null,
+    ipv4: null,
+    counters: { l2tp: {}, ppp: {}, data: {}, drops: {} },
+    reconnects: 0,
+    lastError: null,
+  };
+}

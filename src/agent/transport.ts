@@ -1,0 +1,117 @@
+import dgram from 'node:dgram';
+import { isIP } from 'node:net';
+
+/**
+ * The UDP edge of the L2TP tunnel. The socket stays unconnected because an SC
+ * may answer the SCCRQ from another port than 1701 (RFC 2661 8.1, RFC 5571
+ * 2.1); the L2TP core decides which source it locks onto and tells us through
+ * `retarget`. Datagrams from any other address than the SC's are dropped here
+ * and counted: nobody but the SC gets bytes into the protocol cores.
+ */
+
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+export const endpointKey = (e: Endpoint): string => (e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`);
+
+export function parseEndpointKey(key: string): Endpoint {
+  const m = /^\[(.+)\]:(\d+)$/.exec(key) ?? /^([^:]+):(\d+)$/.exec(key);
+  if (!m) throw new Error(`bad endpoint "${key}"`);
+  return { address: m[1], port: Number(m[2]) };
+}
+
+export type DatagramHandler = (data: Buffer, from: string) => void;
+
+/** The address the kernel would use as source towards `remote` (route lookup via a throwaway connected socket). */
+export async function sourceAddressFor(remote: Endpoint): Promise<string> {
+  const s = dgram.createSocket(isIP(remote.address) === 6 ? 'udp6' : 'udp4');
+  try {
+    await new Promise<void>((res, rej) => {
+      s.once('error', rej);
+      s.connect(remote.port, remote.address, () => res());
+    });
+    return s.address().address;
+  } finally {
+    s.close();
+  }
+}
+
+export class UdpTransport {
+  private peer: Endpoint;
+  private handler: DatagramHandler = () => {};
+  readonly drops: Record<string, number> = {};
+  private closed = false;
+
+  private constructor(
+    private readonly sock: dgram.Socket,
+    readonly sc: Endpoint,
+  ) {
+    this.peer = { ...sc };
+  }
+
+  /** Opens a socket for talking to `sc`, bound to `localAddress` (any if omitted) and an ephemeral port. */
+  static async open(sc: Endpoint, localAddress?: string): Promise<UdpTransport> {
+    const family = isIP(sc.address);
+    if (family === 0) throw new Error(`SC address "${sc.address}" is not an IP address`);
+    const sock = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
+    const t = new UdpTransport(sock, sc);
+    await new Promise<void>((res, rej) => {
+      sock.once('error', rej);
+      sock.bind(0, localAddress, () => {
+        sock.off('error', rej);
+        res();
+      });
+    });
+    sock.on('message', (msg, rinfo) => t.onMessage(msg, rinfo));
+    // Send errors (e.g. ICMP port unreachable surfacing as ECONNREFUSED) are transient
+    // for a datagram protocol: count them; the L2TP retransmission logic decides.
+    sock.on('error', () => t.count('socket-error'));
+    return t;
+  }
+
+  private count(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+
+  private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (rinfo.address !== this.sc.address) {
+      this.count('foreign-source');
+      return;
+    }
+    this.handler(msg, endpointKey({ address: rinfo.address, port: rinfo.port }));
+  }
+
+  onDatagram(h: DatagramHandler): void {
+    this.handler = h;
+  }
+
+  /** The L2TP core locked onto a reply source; send there from now on (same address, maybe another port). */
+  retarget(from: string): void {
+    const e = parseEndpointKey(from);
+    if (e.address === this.sc.address) this.peer = e;
+  }
+
+  get remote(): Endpoint {
+    return this.peer;
+  }
+
+  get local(): Endpoint {
+    const a = this.sock.address();
+    return { address: a.address, port: a.port };
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.closed) return;
+    this.sock.send(bytes, this.peer.port, this.peer.address, (err) => {
+      if (err) this.count('send-error');
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.sock.close();
+  }
+}
