@@ -15,5 +15,5 @@ for d in "${dirs[@]}"; do
   while IFS= read -r f; do files+=("$f"); done < <(find "test/$d" -name '*.test.ts' | sort)
 done
 npx tsc --noEmit -p .
-[ -f dist/softwire.js ] || node scripts/build.mjs
+node scripts/build.mjs
 exec node --import tsx --test --test-reporter=spec --test-concurrency="${TEST_CONCURRENCY:-2}" "${files[@]}"

@@ -1,5 +1,7 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '../version';
+import { registerCheckConfigVerb } from './check-config-verb';
+import { registerRunVerb } from './run-verb';
 
 /**
  * The `softwire` command line. Only verbs that work are registered; each
@@ -10,22 +12,32 @@ export function buildProgram(): Command {
   program
     .name('softwire')
     .description(
-      'Softwire Initiator (RFC 5571): an L2TPv2 client that brings IPv6 to a host or home\n' +
-        'network across an IPv4-only access network (or IPv4 across IPv6-only).',
+      'Softwire Initiator (RFC 5571): an L2TPv2 client that brings IPv6 to a host or home network across an IPv4-only access network (or IPv4 across IPv6-only).',
     )
     .version(VERSION, '-V, --version', 'print the version and exit')
     .helpOption('-h, --help', 'show help for softwire or for one verb')
     .addOption(
-      new Option('--log-level <level>', 'log verbosity').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      new Option('--log-level <level>', 'log verbosity (default: info, or logLevel from the config file)').choices([
+        'fatal',
+        'error',
+        'warn',
+        'info',
+        'debug',
+        'trace',
+        'silent',
+      ]),
     )
     .showHelpAfterError('(run "softwire --help" for usage)')
     .addHelpText(
       'after',
       '\nLogs are JSON lines (pino) on stdout; pipe them through "pino-pretty" to read them.\n' +
         '\nExamples:\n' +
-        '  softwire --version\n' +
-        '  softwire help <verb>',
+        '  softwire run --sc 192.0.2.1 --user cpe1 --password-file /etc/softwire/pw\n' +
+        '  softwire check-config -c /etc/softwire.json\n' +
+        '  softwire help run',
     );
+  registerRunVerb(program);
+  registerCheckConfigVerb(program);
   return program;
 }
 

@@ -1,0 +1,583 @@
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config/schema';
+import type { Secrets } from '../config/load';
+import { applyTimer, type Scheduler } from '../core/scheduler';
+import { isTimerAction, type TimerAction } from '../core/actions';
+import { Lac, type LacAction } from '../l2tp/lac';
+import { PppLink, type LinkAction, type IpcpLinkResult } from '../ppp/link';
+import { PROTO } from '../ppp/frame';
+import { classifyControl, linkLocalFromIid, type Prefix } from '../ipv6/packet';
+import { Slaac, type SlaacAction } from '../ipv6/slaac';
+import { RouterSolicitor, type RsAction } from '../ipv6/rs';
+import { Dhcp6Client, type Dhcp6Action } from '../ipv6/dhcp6-client';
+import type { Logger } from '../log';
+import type { Endpoint, UdpTransport } from './transport';
+import { Installer } from './installer';
+import type { Status } from './status';
+
+/**
+ * One attempt at a softwire: a tunnel, its session, the PPP link over it and
+ * what gets provisioned once the NCPs are up. It wires the sans-I/O cores to
+ * each other and to the edges (UDP, TUN, netlink). A Connection is used once:
+ * after it reports `down`, the agent builds a new one.
+ */
+
+/** IPv4 + UDP + L2TP (no optional fields) + PPP (FF 03 + protocol): RFC 5571 5.2.1 gives 1460 on a 1500 link. */
+export const OVERHEAD_IPV4 = 20 + 8 + 8 + 4;
+export const OVERHEAD_IPV6 = 40 + 8 + 8 + 4;
+
+export type Layer = 'transport' | 'tunnel' | 'session' | 'ppp' | 'auth' | 'ipv6' | 'ipv4' | 'wan';
+
+export interface DownInfo {
+  layer: Layer;
+  reason: string;
+  /** Retrying unchanged will not help (bad credentials, bad secret, protocol version). */
+  permanent?: boolean;
+  /** The SC asked us to try another SC. */
+  retryElsewhere?: boolean;
+}
+
+export type ConnectionEvent =
+  | { type: 'progress'; layer: Layer; message: string }
+  | { type: 'up' }
+  | { type: 'prefix'; prefix: Prefix }
+  | { type: 'down'; info: DownInfo };
+
+/** The kernel-facing pieces a Connection needs; the agent provides real ones, tests may fake them. */
+export interface TunLike {
+  readonly name: string;
+  onPackets(cb: (batch: { count: number; packet(i: number): Uint8Array }) => void, onError?: (e: Error) => void): void;
+  write(pkt: Uint8Array): boolean;
+  close(): void;
+}
+
+export interface ConnectionDeps {
+  config: Config;
+  secrets: Secrets;
+  log: Logger;
+  scheduler: Scheduler;
+  transport: UdpTransport;
+  /** Opens the TUN device when the first NCP comes up. */
+  openTun: (name: string) => TunLike;
+  installer: Installer;
+  duid: Uint8Array;
+  previousPrefix?: Prefix;
+  /** Softwire MTU (TUN MTU and LCP MRU). */
+  mtu: number;
+  emit: (ev: ConnectionEvent) => void;
+}
+
+type Core = 'l2tp' | 'ppp' | 'rs' | 'slaac' | 'dhcp6';
+
+export class Connection {
+  private readonly lac: Lac;
+  private ppp: PppLink | null = null;
+  private tun: TunLike | null = null;
+  private rs: RouterSolicitor | null = null;
+  private slaac: Slaac | null = null;
+  private dhcp: Dhcp6Client | null = null;
+  private linkLocal: string | null = null;
+  private finished = false;
+  private upSent = false;
+  private ipv6Up = false;
+  private ipv4: IpcpLinkResult | null = null;
+  private released: (() => void) | null = null;
+  private pppClosed: (() => void) | null = null;
+  readonly counters = { tunIn: 0, tunOut: 0, tunInOctets: 0, tunOutOctets: 0, drops: {} as Record<string, number> };
+  readonly started = Date.now();
+  private readonly log: Logger;
+
+  constructor(
+    readonly sc: Endpoint,
+    private readonly d: ConnectionDeps,
+  ) {
+    this.log = d.log;
+    const c = d.config;
+    this.lac = new Lac({
+      hostName: c.hostname,
+      vendorName: 'softwire',
+      secret: d.secrets.tunnelSecret,
+      helloIntervalMs: c.helloInterval * 1000,
+      channel: {
+        initialTimeoutMs: c.retransmitInitial * 1000,
+        maxTimeoutMs: c.retransmitCap * 1000,
+        maxRetries: c.retransmitRetries,
+      },
+    });
+    d.transport.onDatagram((data, from) => this.run('l2tp', () => this.lac.receive(data, from)));
+  }
+
+  /** The local address the tunnel runs from. */
+  localAddress(): string {
+    return this.d.transport.local.address;
+  }
+
+  start(): void {
+    this.d.emit({ type: 'progress', layer: 'tunnel', message: `dialling ${this.sc.address}:${this.sc.port}` });
+    this.run('l2tp', () => this.lac.open());
+  }
+
+  // ------------------------------------------------------------ action plumbing
+
+  /** Runs one core input and carries out its actions; nothing thrown escapes into the event loop. */
+  private run(core: Core, input: () => readonly { type: string }[]): void {
+    if (this.finished && core !== 'l2tp' && core !== 'ppp' && core !== 'dhcp6') return;
+    let actions: readonly { type: string }[];
+    try {
+      actions = input();
+    } catch (e) {
+      this.count(`${core}-exception`);
+      this.log.error({ err: e, core }, 'protocol core threw; input dropped');
+      return;
+    }
+    for (const a of actions) {
+      if (isTimerAction(a)) applyTimer(this.d.scheduler, core, a as TimerAction, (t) => this.timer(core, t));
+      else this.act(core, a);
+    }
+  }
+
+  private timer(core: Core, name: string): void {
+    const now = this.d.scheduler.now();
+    switch (core) {
+      case 'l2tp':
+        return this.run(core, () => this.lac.timerFired(name));
+      case 'ppp':
+        return this.run(core, () => this.ppp?.timerFired(name, now) ?? []);
+      case 'rs':
+        return this.run(core, () => this.rs?.timerFired(name) ?? []);
+      case 'slaac':
+        return this.run(core, () => this.slaac?.timerFired(name) ?? []);
+      case 'dhcp6':
+        return this.run(core, () => this.dhcp?.timerFired(name) ?? []);
+    }
+  }
+
+  private act(core: Core, a: { type: string }): void {
+    switch (core) {
+      case 'l2tp':
+        return this.onLac(a as LacAction);
+      case 'ppp':
+        return this.onPpp(a as LinkAction);
+      case 'rs':
+        return this.onRs(a as RsAction);
+      case 'slaac':
+        return this.onSlaac(a as SlaacAction);
+      case 'dhcp6':
+        return this.onDhcp(a as Dhcp6Action);
+    }
+  }
+
+  private count(reason: string): void {
+    this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
+  }
+
+  // ------------------------------------------------------------------ L2TP
+
+  private onLac(a: LacAction): void {
+    switch (a.type) {
+      case 'send':
+        this.d.transport.send(a.bytes);
+        return;
+      case 'peer-address':
+        this.d.transport.retarget(a.from);
+        if (a.from !== `${this.sc.address}:${this.sc.port}`) this.log.info({ from: a.from }, 'SC answers from another port; following it');
+        return;
+      case 'tunnel-up':
+        this.d.emit({
+          type: 'progress',
+          layer: 'tunnel',
+          message: `tunnel up (local id ${a.info.localTunnelId}, SC id ${a.info.remoteTunnelId}, SC "${a.info.peerHostName}"${a.info.authenticated ? ', authenticated' : ''})`,
+        });
+        return;
+      case 'session-up':
+        this.d.emit({ type: 'progress', layer: 'session', message: `session up (local id ${a.info.localSessionId}, SC id ${a.info.remoteSessionId})` });
+        this.startPpp();
+        return;
+      case 'frame':
+        if (this.ppp) this.run('ppp', () => this.ppp!.receive(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), this.d.scheduler.now()));
+        return;
+      case 'down': {
+        const layer = a.layer === 'tunnel' ? 'tunnel' : 'session';
+        const detail = [a.message, a.resultCode !== undefined ? `result ${a.resultCode}` : '', a.errorCode !== undefined ? `error ${a.errorCode}` : '']
+          .filter(Boolean)
+          .join(', ');
+        this.fail({
+          layer,
+          reason: `${a.reason}${detail ? ` (${detail})` : ''}`,
+          permanent: a.permanent || a.reason === 'auth-failed',
+          retryElsewhere: a.retryElsewhere,
+        });
+        return;
+      }
+      case 'closed':
+        return;
+    }
+  }
+
+  // ------------------------------------------------------------------- PPP
+
+  private startPpp(): void {
+    const c = this.d.config;
+    const creds = c.user && this.d.secrets.password !== undefined ? { username: c.user, password: this.d.secrets.password } : undefined;
+    this.ppp = new PppLink({
+      randomBytes: (n) => randomBytes(n),
+      mru: this.d.mtu,
+      credentials: creds,
+      policy: c.ncp,
+      echo: { intervalMs: c.lcpEchoInterval * 1000, failures: c.lcpEchoFailure, anyTrafficIsLiveness: false },
+      ipv4Traffic: c.ncp !== 'ipv6' || c.ipv4DefaultRoute,
+    });
+    this.run('ppp', () => this.ppp!.lowerUp(this.d.scheduler.now()));
+  }
+
+  private onPpp(a: LinkAction): void {
+    switch (a.type) {
+      case 'send': {
+        const bytes = this.lac.sendFrame(a.frame);
+        if (bytes) this.d.transport.send(bytes);
+        return;
+      }
+      case 'auth-ok':
+        this.d.emit({ type: 'progress', layer: 'auth', message: `authenticated with ${a.protocol}${a.message ? `: ${a.message}` : ''}` });
+        return;
+      case 'auth-failed':
+        this.fail({ layer: 'auth', reason: `authentication failed: ${a.message}`, permanent: true });
+        return;
+      case 'ncp-up':
+        if (a.ncp === 'ipv6cp') this.ipv6cpUp(a.result.ourIid, a.result.peerIid);
+        else this.ipcpUp(a.result);
+        return;
+      case 'ncp-down':
+        this.log.warn({ ncp: a.ncp, reason: a.reason }, 'NCP down');
+        return;
+      case 'data':
+        this.fromPeer(a.protocol, a.payload);
+        return;
+      case 'down':
+        this.fail({ layer: 'ppp', reason: a.reason });
+        return;
+      case 'closed':
+        this.pppClosed?.();
+        if (!this.finished) this.fail({ layer: 'ppp', reason: a.reason });
+        return;
+    }
+  }
+
+  // -------------------------------------------------------------- data path
+
+  private ensureTun(): TunLike | null {
+    if (this.tun) return this.tun;
+    try {
+      this.tun = this.d.openTun(this.d.config.tunDevice);
+    } catch (e) {
+      this.fail({ layer: 'ppp', reason: `cannot open TUN device ${this.d.config.tunDevice}: ${(e as Error).message}` });
+      return null;
+    }
+    this.tun.onPackets(
+      (batch) => {
+        for (let i = 0; i < batch.count; i++) this.fromTun(batch.packet(i));
+      },
+      (e) => this.log.error({ err: e }, 'TUN read failed'),
+    );
+    return this.tun;
+  }
+
+  /** A packet the kernel routed into the softwire. */
+  private fromTun(pkt: Uint8Array): void {
+    const version = pkt[0]! >> 4;
+    const protocol = version === 6 ? PROTO.IPV6 : version === 4 ? PROTO.IPV4 : 0;
+    if (protocol === 0 || !this.ppp) {
+      this.count('tun-bad-version');
+      return;
+    }
+    const frame = this.ppp.sendData(protocol, pkt);
+    if (!frame) {
+      this.count(version === 6 ? 'tun-ipv6-not-open' : 'tun-ipv4-not-carried');
+      return;
+    }
+    const bytes = this.lac.sendFrame(frame);
+    if (!bytes) {
+      this.count('tun-no-session');
+      return;
+    }
+    this.counters.tunIn++;
+    this.counters.tunInOctets += pkt.length;
+    this.d.transport.send(bytes);
+  }
+
+  /** A packet from the SC: ours to handle (RA, DHCPv6, ND for DAD) or the kernel's. */
+  private fromPeer(protocol: number, payload: Buffer): void {
+    if (protocol === PROTO.IPV6) {
+      const kind = classifyControl(payload);
+      switch (kind) {
+        case 'ra':
+          this.run('slaac', () => this.slaac?.receive(payload) ?? []);
+          return;
+        case 'dhcpv6-client':
+          this.run('dhcp6', () => this.dhcp?.receive(payload) ?? []);
+          return;
+        case 'ns':
+        case 'na':
+          // DAD watches both; the kernel still answers the SC's own neighbour probes.
+          this.run('slaac', () => this.slaac?.receive(payload) ?? []);
+          break;
+        default:
+          break;
+      }
+    }
+    if (!this.tun) {
+      this.count('no-tun');
+      return;
+    }
+    this.counters.tunOut++;
+    this.counters.tunOutOctets += payload.length;
+    if (!this.tun.write(payload)) this.count('tun-full');
+  }
+
+  /** Sends an IPv6 packet the agent built (RS, NS, DHCPv6) over the PPP link. */
+  private sendIpv6(packet: Uint8Array): void {
+    const frame = this.ppp?.sendData(PROTO.IPV6, packet);
+    const bytes = frame ? this.lac.sendFrame(frame) : undefined;
+    if (bytes) this.d.transport.send(bytes);
+    else this.count('ipv6-control-not-sent');
+  }
+
+  // ------------------------------------------------------------------ IPv6
+
+  private ipv6cpUp(ourIid: Buffer, peerIid: Buffer): void {
+    const tun = this.ensureTun();
+    if (!tun) return;
+    const c = this.d.config;
+    this.linkLocal = linkLocalFromIid(ourIid);
+    this.d.emit({ type: 'progress', layer: 'ipv6', message: `IPV6CP up: link-local ${this.linkLocal}, SC ${linkLocalFromIid(peerIid)}` });
+    this.d.installer.tunUp(tun.name, this.d.mtu, this.linkLocal);
+    const rng = Math.random;
+    const clock = () => this.d.scheduler.now();
+    this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.d.mtu });
+    this.rs = new RouterSolicitor({ rng, source: this.linkLocal });
+    this.dhcp = new Dhcp6Client({
+      duid: this.d.duid,
+      linkLocal: this.linkLocal,
+      clock,
+      rng,
+      mode: c.mode === 'router' ? 'stateful' : 'stateless',
+      requestPrefix: c.mode === 'router',
+      prefixLengthHint: c.prefixLengthHint || undefined,
+      previousPrefix: this.d.previousPrefix,
+      requestAddress: c.mode === 'router' ? 'if-managed' : 'never',
+      rapidCommit: c.rapidCommit,
+      requestDns: true,
+      // l2tpns ignores Release; two tries keep shutdown inside its 3 s budget.
+      releaseMaxRc: 1,
+    });
+    this.ipv6Up = true;
+    this.run('rs', () => this.rs!.start());
+    // RFC 7084 WPD-2: a router solicits IA_PD whatever the RA's M/O flags say.
+    if (c.mode === 'router') this.run('dhcp6', () => this.dhcp!.start());
+    this.markUp();
+  }
+
+  private onRs(a: RsAction): void {
+    if (a.type === 'send') this.sendIpv6(a.packet);
+    else if (a.type === 'rs-gave-up') this.log.warn({ sent: a.sent }, 'no Router Advertisement after soliciting');
+  }
+
+  private onSlaac(a: SlaacAction): void {
+    const ins = this.d.installer;
+    switch (a.type) {
+      case 'send':
+        this.sendIpv6(a.packet);
+        return;
+      case 'ra-flags':
+        this.run('rs', () => this.rs?.raReceived() ?? []);
+        this.dhcp?.raFlags(a.managed);
+        if (this.d.config.mode === 'host' && (a.managed || a.other) && this.dhcp && this.dhcp.status().state === 'idle') {
+          this.run('dhcp6', () => this.dhcp!.start());
+        }
+        return;
+      case 'address':
+        this.d.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/${a.prefixLength} (SLAAC)` });
+        ins.address('slaac', a.address, 64, a.validLifetime, a.preferredLifetime);
+        return;
+      case 'address-removed':
+        ins.removeAddress('slaac', a.address, 64);
+        return;
+      case 'dad-failed':
+        this.log.error({ address: a.address }, 'duplicate address detected on the softwire; address not used');
+        return;
+      case 'default-route':
+        ins.defaultRoute6(a.present);
+        return;
+      case 'dns':
+        ins.dns('ra', a.servers, a.search);
+        return;
+      case 'mtu':
+        this.log.info({ mtu: a.mtu }, 'RA MTU option');
+        return;
+    }
+  }
+
+  private onDhcp(a: Dhcp6Action): void {
+    const ins = this.d.installer;
+    switch (a.type) {
+      case 'send':
+        this.sendIpv6(a.packet);
+        return;
+      case 'prefix':
+        this.d.emit({ type: 'progress', layer: 'ipv6', message: `delegated prefix ${a.prefix}/${a.length}` });
+        this.d.emit({ type: 'prefix', prefix: { prefix: a.prefix, length: a.length } });
+        ins.delegatedPrefix({ prefix: a.prefix, length: a.length, preferredLifetime: a.preferredLifetime, validLifetime: a.validLifetime });
+        return;
+      case 'prefix-removed':
+        this.log.info({ prefix: a.prefix, length: a.length, reason: a.reason }, 'delegated prefix removed');
+        ins.delegatedPrefix(null);
+        return;
+      case 'address':
+        ins.address('dhcp6', a.address, 128, a.validLifetime, a.preferredLifetime);
+        return;
+      case 'address-removed':
+        ins.removeAddress('dhcp6', a.address, 128);
+        return;
+      case 'dns':
+        ins.dns('dhcp6', a.servers, a.domains);
+        return;
+      case 'released':
+        this.released?.();
+        return;
+      case 'failed':
+        this.log.warn({ reason: a.reason, terminal: a.terminal }, 'DHCPv6');
+        return;
+    }
+  }
+
+  // ------------------------------------------------------------------ IPv4
+
+  private ipcpUp(r: IpcpLinkResult): void {
+    this.ipv4 = r;
+    this.d.emit({
+      type: 'progress',
+      layer: 'ipv4',
+      message: `IPCP up: ${r.address} peer ${r.peer}${r.dns.length ? ` dns ${r.dns.join(' ')}` : ''}${r.carryTraffic ? '' : ' (IPv4 not routed: IPv6 softwire)'}`,
+    });
+    if (r.carryTraffic) {
+      const tun = this.ensureTun();
+      if (!tun) return;
+      this.d.installer.tunUp(tun.name, this.d.mtu, null);
+      this.d.installer.ipv4(r.address, r.peer, r.dns);
+    }
+    this.markUp();
+  }
+
+  private markUp(): void {
+    if (this.upSent) return;
+    const need6 = this.d.config.ncp !== 'ipv4';
+    const need4 = this.d.config.ncp !== 'ipv6';
+    if ((need6 && !this.ipv6Up) || (need4 && !this.ipv4)) return;
+    this.upSent = true;
+    this.d.emit({ type: 'up' });
+  }
+
+  // -------------------------------------------------------------- teardown
+
+  private fail(info: DownInfo): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.d.emit({ type: 'down', info });
+  }
+
+  /**
+   * Graceful stop, bounded by `budgetMs`: DHCPv6 Release, LCP Terminate, CDN and
+   * StopCCN go out in that order, each waited for briefly; then everything this
+   * connection installed is removed and its sockets and timers are released.
+   */
+  async stop(budgetMs = 2000): Promise<void> {
+    const wasUp = !this.finished;
+    this.finished = true;
+    const deadline = Date.now() + budgetMs;
+    const wait = (ms: number, arm: (done: () => void) => void) =>
+      new Promise<void>((res) => {
+        const t = setTimeout(res, Math.max(0, Math.min(ms, deadline - Date.now())));
+        arm(() => {
+          clearTimeout(t);
+          res();
+        });
+      });
+    if (wasUp && this.dhcp && this.dhcp.status().state !== 'idle') {
+      await wait(500, (done) => {
+        this.released = done;
+        this.run('dhcp6', () => this.dhcp!.release());
+      });
+    }
+    if (wasUp && this.ppp && this.ppp.phase !== 'dead') {
+      await wait(600, (done) => {
+        this.pppClosed = done;
+        this.run('ppp', () => this.ppp!.close('administrative shutdown', this.d.scheduler.now()));
+      });
+    }
+    if (this.lac.status().tunnel.state === 'established' || this.lac.status().tunnel.state === 'wait-ctl-reply') {
+      this.run('l2tp', () => this.lac.close());
+      // Wait for the SC's ack of StopCCN so it does not keep retransmitting at us.
+      await wait(800, (done) => {
+        const poll = setInterval(() => {
+          if (this.lac.status().tunnel.unacknowledged === 0) {
+            clearInterval(poll);
+            done();
+          }
+        }, 20);
+        setTimeout(() => clearInterval(poll), 800);
+      });
+    }
+    this.dispose();
+  }
+
+  /** Releases timers, TUN and socket at once (no goodbyes); installed state is the installer's to clear. */
+  dispose(): void {
+    this.finished = true;
+    // Each connection has a scheduler of its own, so this drops exactly its timers.
+    this.d.scheduler.clearAll();
+    try {
+      this.tun?.close();
+    } catch {
+      /* already closed */
+    }
+    this.tun = null;
+    this.d.transport.close();
+  }
+
+  // ----------------------------------------------------------------- status
+
+  fillStatus(s: Status): void {
+    const l = this.lac.status();
+    s.sc = { address: this.d.transport.remote.address, port: this.d.transport.remote.port };
+    s.local = this.d.transport.local;
+    s.tunnel = { localId: l.tunnel.localId, remoteId: l.tunnel.remoteId ?? 0, state: l.tunnel.state };
+    s.session = l.session.localId !== undefined ? { localId: l.session.localId, remoteId: l.session.remoteId ?? 0, state: l.session.state } : null;
+    const { drops: l2drops, ...l2 } = l.counters;
+    s.counters.l2tp = { ...l2 };
+    s.counters.drops = { ...prefixKeys('l2tp', l2drops), ...prefixKeys('transport', this.d.transport.drops), ...prefixKeys('data', this.counters.drops) };
+    s.counters.data = { tunIn: this.counters.tunIn, tunOut: this.counters.tunOut, tunInOctets: this.counters.tunInOctets, tunOutOctets: this.counters.tunOutOctets };
+    if (this.ppp) {
+      const p = this.ppp.status();
+      s.ppp = {
+        lcp: p.lcp,
+        ncp: { ipv6cp: p.ipv6cp, ipcp: p.ipcp },
+        auth: p.auth ? `${p.auth.protocol} ${p.auth.state}` : 'none',
+        mru: p.negotiated.peerMru || null,
+        echoRttMs: p.echo.lastRttMs ?? null,
+      };
+      const { drops: pdrops, ...pc } = p.counters;
+      s.counters.ppp = { ...pc };
+      Object.assign(s.counters.drops, prefixKeys('ppp', pdrops));
+    }
+    if (this.ipv4) s.ipv4 = { address: this.ipv4.address, peer: this.ipv4.peer, dns: this.ipv4.dns, carryTraffic: this.ipv4.carryTraffic };
+    if (this.linkLocal) {
+      s.ipv6 = this.d.installer.ipv6Status(this.linkLocal);
+    }
+  }
+}
+
+function prefixKeys(p: string, o: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(o)) out[`${p}.${k}`] = v;
+  return out;
+}

@@ -1,0 +1,244 @@
+import type { Logger } from '../log';
+import type { Netlink } from '../platform/netlink';
+import { INFINITY_LIFETIME } from '../platform/netlink';
+import type { Sysctl } from '../platform/sysctl';
+import type { LanStatus, Status } from './status';
+
+/**
+ * Turns what the protocol cores learned into kernel state (addresses, routes,
+ * sysctls) and remembers every object it created so that `clear()` can remove
+ * exactly those, also after a failure half-way. Netlink calls are queued and
+ * run one at a time in the order the cores asked for them; a failing call is
+ * logged and counted but does not stop the ones after it.
+ */
+
+export interface PrefixLease {
+  prefix: string;
+  length: number;
+  preferredLifetime: number;
+  validLifetime: number;
+}
+
+export interface DnsInfo {
+  servers: string[];
+  domains: string[];
+}
+
+export interface InstallerHooks {
+  /** Router role: number the LAN from the delegated prefix (null: withdraw). */
+  onPrefix?: (lease: PrefixLease | null) => Promise<void> | void;
+  /** The merged DNS servers and search list changed. */
+  onDns?: (dns: DnsInfo) => Promise<void> | void;
+  /** LAN entries for status. */
+  lanStatus?: () => LanStatus[];
+}
+
+export interface InstallerOptions {
+  routeMetric: number;
+  /** Route IPv4 through the softwire (IPCP carries traffic). */
+  ipv4DefaultRoute: boolean;
+}
+
+type DnsSource = 'ra' | 'dhcp6' | 'ipcp';
+
+const isoIn = (seconds: number): string | null =>
+  seconds >= INFINITY_LIFETIME ? null : new Date(Date.now() + seconds * 1000).toISOString();
+
+export class Installer {
+  private queue: Promise<void> = Promise.resolve();
+  private tun: string | null = null;
+  private tunReady = false;
+  private linkLocalDone = false;
+  private readonly addresses = new Map<string, { plen: number; sources: Set<string> }>();
+  private readonly routes = new Map<string, { destination: string; metric: number }>();
+  private readonly dnsBySource = new Map<DnsSource, DnsInfo>();
+  private lease: (PrefixLease & { at: number }) | null = null;
+  private globalAddress: string | null = null;
+  private defaultRoute = false;
+  readonly errors: Record<string, number> = {};
+
+  constructor(
+    private readonly nl: Netlink,
+    private readonly sysctl: Sysctl,
+    private readonly log: Logger,
+    private readonly opts: InstallerOptions,
+    private readonly hooks: InstallerHooks = {},
+  ) {}
+
+  /** Queues one kernel operation; `what` names it in logs and error counters. */
+  private enqueue(what: string, op: () => Promise<void>, opts: { goneIsDone?: boolean } = {}): void {
+    this.queue = this.queue.then(async () => {
+      try {
+        await op();
+      } catch (e) {
+        // Removing something from a device that no longer exists: the kernel removed it with the device.
+        if (opts.goneIsDone && (e as { code?: string }).code === 'ENODEV') return;
+        this.errors[what] = (this.errors[what] ?? 0) + 1;
+        this.log.error({ err: (e as Error).message, op: what }, 'kernel configuration failed');
+      }
+    });
+  }
+
+  /** Resolves when every queued operation has run. */
+  settled(): Promise<void> {
+    return this.queue;
+  }
+
+  /**
+   * Prepares the TUN: the agent owns this link, so the kernel must not
+   * autoconfigure it (no accept_ra, no SLAAC, no DAD, no link-local of its own).
+   */
+  tunUp(name: string, mtu: number, linkLocal: string | null): void {
+    if (!this.tunReady) {
+      this.tunReady = true;
+      this.tun = name;
+      this.enqueue('tun-setup', async () => {
+        for (const k of ['accept_ra', 'autoconf', 'accept_dad'] as const) await this.sysctl.setIpv6(name, k, 0);
+        await this.sysctl.write(['net', 'ipv6', 'conf', name, 'addr_gen_mode'], '1');
+        await this.nl.setMtu(name, mtu);
+        await this.nl.setLinkUp(name, true);
+      });
+    }
+    if (linkLocal && !this.linkLocalDone) {
+      this.linkLocalDone = true;
+      this.enqueue('link-local', () => this.nl.addAddress({ link: name, address: linkLocal, prefixLength: 64, nodad: true, replace: true }));
+    }
+  }
+
+  /** An address from a source ('slaac', 'dhcp6'); the same address from two sources is installed once. */
+  address(source: string, address: string, plen: number, valid: number, preferred: number): void {
+    const tun = this.tun;
+    if (!tun) return;
+    const cur = this.addresses.get(address);
+    if (cur) {
+      cur.sources.add(source);
+      // DHCPv6 IA_NA (/128) and SLAAC (/64) can name the same address (l2tpns does): keep the /64, which carries the on-link prefix.
+      if (plen < cur.plen) {
+        const old = cur.plen;
+        cur.plen = plen;
+        this.enqueue('address-replace', () => this.nl.deleteAddress({ link: tun, address, prefixLength: old }), { goneIsDone: true });
+      }
+    } else this.addresses.set(address, { plen, sources: new Set([source]) });
+    const installedPlen = this.addresses.get(address)!.plen;
+    if (source === 'slaac' || !this.globalAddress) this.globalAddress = address;
+    this.enqueue('address', () =>
+      this.nl.addAddress({
+        link: tun,
+        address,
+        prefixLength: installedPlen,
+        validLifetime: valid,
+        preferredLifetime: Math.min(preferred, valid),
+        nodad: true,
+        replace: true,
+      }),
+    );
+  }
+
+  removeAddress(source: string, address: string, _plen: number): void {
+    const cur = this.addresses.get(address);
+    const tun = this.tun;
+    if (!cur || !tun) return;
+    cur.sources.delete(source);
+    if (cur.sources.size > 0) return;
+    this.addresses.delete(address);
+    if (this.globalAddress === address) this.globalAddress = [...this.addresses.keys()][0] ?? null;
+    this.enqueue('address-remove', () => this.nl.deleteAddress({ link: tun, address, prefixLength: cur.plen }));
+  }
+
+  private route(key: string, destination: string, present: boolean): void {
+    const tun = this.tun;
+    if (!tun) return;
+    const metric = this.opts.routeMetric;
+    if (present) {
+      this.routes.set(key, { destination, metric });
+      this.enqueue(`route ${destination}`, () => this.nl.addRoute({ destination, link: tun, metric, replace: true }));
+    } else if (this.routes.delete(key)) {
+      this.enqueue(`route-remove ${destination}`, () => this.nl.deleteRoute({ destination, link: tun, metric }));
+    }
+  }
+
+  defaultRoute6(present: boolean): void {
+    this.defaultRoute = present;
+    this.route('default6', '::/0', present);
+  }
+
+  ipv4(address: string, peer: string | null, dns: string[]): void {
+    const tun = this.tun;
+    if (!tun) return;
+    this.addresses.set(address, { plen: 32, sources: new Set(['ipcp']) });
+    this.enqueue('ipv4-address', () => this.nl.addAddress({ link: tun, address, prefixLength: 32, replace: true }));
+    if (peer) this.route('peer4', `${peer}/32`, true);
+    if (this.opts.ipv4DefaultRoute) this.route('default4', '0.0.0.0/0', true);
+    this.dns('ipcp', dns, []);
+  }
+
+  dns(source: DnsSource, servers: string[], domains: string[]): void {
+    this.dnsBySource.set(source, { servers, domains });
+    const merged = this.mergedDns();
+    const hook = this.hooks.onDns;
+    if (hook) this.enqueue('dns', async () => hook(merged));
+  }
+
+  mergedDns(): DnsInfo {
+    const servers: string[] = [];
+    const domains: string[] = [];
+    for (const src of ['dhcp6', 'ra', 'ipcp'] as DnsSource[]) {
+      const d = this.dnsBySource.get(src);
+      for (const s of d?.servers ?? []) if (!servers.includes(s)) servers.push(s);
+      for (const s of d?.domains ?? []) if (!domains.includes(s)) domains.push(s);
+    }
+    return { servers, domains };
+  }
+
+  delegatedPrefix(lease: PrefixLease | null): void {
+    this.lease = lease ? { ...lease, at: Date.now() } : null;
+    const hook = this.hooks.onPrefix;
+    if (hook) this.enqueue('lan', async () => hook(lease));
+  }
+
+  ipv6Status(linkLocal: string): NonNullable<Status['ipv6']> {
+    const l = this.lease;
+    const left = (s: number) => (l && s < INFINITY_LIFETIME ? Math.max(0, s - (Date.now() - l.at) / 1000) : s);
+    return {
+      linkLocal,
+      address: this.globalAddress,
+      delegatedPrefix: l
+        ? { prefix: l.prefix, length: l.length, preferredUntil: isoIn(left(l.preferredLifetime)), validUntil: isoIn(left(l.validLifetime)) }
+        : null,
+      dns: this.mergedDns().servers,
+      domains: this.mergedDns().domains,
+      defaultRoute: this.defaultRoute,
+      lan: this.hooks.lanStatus?.() ?? [],
+    };
+  }
+
+  /** Removes everything installed, in reverse order of dependence: LAN, routes, addresses, DNS. */
+  async clear(): Promise<void> {
+    if (this.lease && this.hooks.onPrefix) {
+      const hook = this.hooks.onPrefix;
+      this.enqueue('lan-clear', async () => hook(null));
+    }
+    this.lease = null;
+    const tun = this.tun;
+    if (tun) {
+      for (const [key, r] of [...this.routes]) {
+        this.routes.delete(key);
+        this.enqueue(`route-remove ${r.destination}`, () => this.nl.deleteRoute({ destination: r.destination, link: tun, metric: r.metric }), {
+          goneIsDone: true,
+        });
+      }
+      for (const [address, a] of [...this.addresses]) {
+        this.addresses.delete(address);
+        this.enqueue('address-remove', () => this.nl.deleteAddress({ link: tun, address, prefixLength: a.plen }), { goneIsDone: true });
+      }
+    }
+    if (this.dnsBySource.size) {
+      this.dnsBySource.clear();
+      const hook = this.hooks.onDns;
+      if (hook) this.enqueue('dns-clear', async () => hook({ servers: [], domains: [] }));
+    }
+    this.defaultRoute = false;
+    this.globalAddress = null;
+    await this.settled();
+  }
+}

@@ -1,0 +1,113 @@
+import type { Command } from 'commander';
+import { Agent, randomDuid } from '../agent/agent';
+import { ConfigError, maskSecrets, resolveSecrets } from '../config/load';
+import { createLogger } from '../log';
+import { Netlink } from '../platform/netlink';
+import { Sysctl } from '../platform/sysctl';
+import { TunDevice } from '../platform/tun';
+import { addConfigFlags, configFromFlags } from './config-flags';
+
+/** Exit codes of `softwire run`. */
+export const EXIT = { OK: 0, CONFIG: 2, STARTUP: 3, SIGNAL_TWICE: 130 } as const;
+
+export function registerRunVerb(program: Command): void {
+  const run = program
+    .command('run')
+    .description('dial the Softwire Concentrator and keep the softwire up until stopped (SIGTERM/SIGINT)')
+    .addHelpText(
+      'after',
+      `
+The layers come up in order: L2TP tunnel and session, PPP (LCP, CHAP/PAP, IPV6CP
+or IPCP), then provisioning (Router Solicitation, SLAAC, DHCPv6 prefix delegation,
+routes, LAN addresses and Router Advertisements). Any failure tears down the
+layers above it and the agent dials again after a jittered backoff.
+
+Signals: SIGTERM/SIGINT shut down gracefully (DHCPv6 Release, LCP Terminate,
+StopCCN, then every route, address and file the agent made is removed) within
+3 s; a second signal exits at once. SIGHUP re-reads the config file and
+reconnects only if a setting that needs it changed.
+
+Exit codes: 0 stopped by a signal, 2 bad configuration, 3 could not start
+(e.g. no permission for netlink/TUN, control socket in use), 130 second signal.
+
+Examples:
+  softwire run --sc 192.0.2.1 --user cpe1 --password-file /etc/softwire/pw
+  softwire run --sc sc.example.net --mode router --lan br-lan --ra builtin
+  softwire run -c /etc/softwire.json --log-level debug | pino-pretty`,
+    );
+  addConfigFlags(run);
+  run.action(async (_opts, cmd: Command) => {
+    process.exitCode = await runAgent(cmd);
+  });
+}
+
+async function runAgent(cmd: Command): Promise<number> {
+  let loaded;
+  let secrets;
+  try {
+    loaded = configFromFlags(cmd, true);
+    secrets = resolveSecrets(loaded.config, loaded.warnings);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`softwire: ${e.message}\n`);
+      return EXIT.CONFIG;
+    }
+    throw e;
+  }
+  const config = loaded.config;
+  const log = createLogger({ level: config.logLevel as never });
+  for (const w of loaded.warnings) log.warn(w);
+  log.debug({ config: maskSecrets(config) }, 'effective configuration');
+
+  let netlink: Netlink;
+  try {
+    netlink = await Netlink.open();
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, 'cannot open netlink (needs CAP_NET_ADMIN)');
+    return EXIT.STARTUP;
+  }
+  const agent = new Agent({
+    config,
+    secrets,
+    log,
+    netlink,
+    sysctl: new Sysctl(),
+    openTun: (name) => TunDevice.open(name),
+    duid: randomDuid(),
+  });
+
+  let signals = 0;
+  const onStop = (sig: string) => {
+    signals++;
+    if (signals > 1) {
+      log.warn({ signal: sig }, 'second signal: exiting at once');
+      process.exit(EXIT.SIGNAL_TWICE);
+    }
+    log.info({ signal: sig }, 'shutting down');
+    void agent.stop();
+  };
+  process.on('SIGTERM', () => onStop('SIGTERM'));
+  process.on('SIGINT', () => onStop('SIGINT'));
+  process.on('SIGHUP', () => {
+    try {
+      const next = configFromFlags(cmd, true);
+      agent.reload(next.config, resolveSecrets(next.config, next.warnings));
+      for (const w of next.warnings) log.warn(w);
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'reload failed; keeping the running configuration');
+    }
+  });
+
+  try {
+    await agent.run();
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, 'cannot start');
+    await agent.stop();
+    netlink.close();
+    return EXIT.STARTUP;
+  }
+  await agent.stop();
+  netlink.close();
+  log.info('stopped');
+  return EXIT.OK;
+}
