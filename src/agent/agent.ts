@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { type Secrets, parseScAddress } from '../config/load';
@@ -61,6 +61,8 @@ export class Agent {
   private lastPrefix: Prefix | undefined;
   private readonly log: Logger;
   private stopped: Promise<void> | null = null;
+  private notifyRunning = false;
+  private notifyPending = false;
 
   constructor(private d: AgentDeps) {
     this.log = d.log;
@@ -79,6 +81,45 @@ export class Agent {
     this.since = new Date();
     this.log.info({ state: s }, `softwire ${s}`);
     for (const w of [...this.waiters]) if (w.state === s) w.done();
+    this.notify();
+  }
+
+  /**
+   * Runs the notify command with the current state. One run at a time; changes
+   * that arrive meanwhile are merged into a single run after it, so the
+   * receiver (e.g. netifd) sees updates in order and is never flooded.
+   */
+  notify(): void {
+    const cmd = this.d.config.notifyCommand;
+    if (!cmd) return;
+    if (this.notifyRunning) {
+      this.notifyPending = true;
+      return;
+    }
+    this.notifyRunning = true;
+    this.notifyPending = false;
+    const state = this.stateNow;
+    const done = () => {
+      this.notifyRunning = false;
+      if (this.notifyPending) this.notify();
+    };
+    try {
+      const p = spawn(cmd, [state], { stdio: 'ignore', env: process.env });
+      const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
+      p.on('error', (e) => {
+        clearTimeout(timer);
+        this.log.warn({ cmd, err: e.message }, 'notify command failed to start');
+        done();
+      });
+      p.on('exit', (code) => {
+        clearTimeout(timer);
+        if (code) this.log.warn({ cmd, code }, 'notify command failed');
+        done();
+      });
+    } catch (e) {
+      this.log.warn({ cmd, err: (e as Error).message }, 'notify command failed to start');
+      done();
+    }
   }
 
   private progress(layer: string, message: string): void {
@@ -232,6 +273,7 @@ export class Agent {
     switch (ev.type) {
       case 'progress':
         this.progress(ev.layer, ev.message);
+        if (this.stateNow === 'up' && (ev.layer === 'ipv6' || ev.layer === 'ipv4')) this.notify();
         return;
       case 'up':
         this.backoff.reset();
@@ -240,6 +282,7 @@ export class Agent {
       case 'prefix':
         this.lastPrefix = ev.prefix;
         this.d.savePrefix?.(ev.prefix);
+        this.notify();
         return;
       case 'down':
         this.wake?.({ kind: 'down', info: ev.info });
@@ -259,20 +302,10 @@ export class Agent {
   private async checkWan(): Promise<void> {
     const conn = this.conn;
     if (!conn) return;
-    const was = (() => {
-      try {
-        return conn.localAddress();
-      } catch {
-        return null;
-      }
-    })();
-    let now: string | null = null;
-    try {
-      now = await sourceAddressFor(conn.sc);
-    } catch {
-      now = null;
-    }
-    if (this.conn !== conn || was === null) return;
+    const was = conn.localAddress();
+    // No route to the SC any more counts as a change too.
+    const now = await sourceAddressFor(conn.sc).catch(() => null);
+    if (this.conn !== conn) return;
     if (now !== was) {
       this.progress('wan', `local address changed from ${was} to ${now ?? '(none)'}`);
       this.wake?.({ kind: 'reconnect', why: `WAN address changed from ${was} to ${now ?? '(none)'}` });
@@ -372,12 +405,4 @@ export class Agent {
 
 function prefixed(p: string, o: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [`${p}.${k}`, v]));
-}
-
-export function randomDuid(): Uint8Array {
-  // DUID-UUID (RFC 6355): type 4 + 16 random bytes. The agent persists it in stateDir.
-  const d = new Uint8Array(18);
-  d[1] = 4;
-  d.set(randomBytes(16), 2);
-  return d;
 }

@@ -201,6 +201,12 @@ export class Connection {
         const detail = [a.message, a.resultCode !== undefined ? `result ${a.resultCode}` : '', a.errorCode !== undefined ? `error ${a.errorCode}` : '']
           .filter(Boolean)
           .join(', ');
+        // Some SCs (l2tpns among them) answer a rejected login with a CDN alone, no CHAP
+        // Failure or PAP Nak: a session cleared while PPP authenticates is a failed login.
+        if (layer === 'session' && a.reason === 'peer-cdn' && this.ppp?.phase === 'authenticate') {
+          this.fail({ layer: 'auth', reason: `authentication failed: the SC closed the session during authentication (${detail})`, permanent: true });
+          return;
+        }
         this.fail({
           layer,
           reason: `${a.reason}${detail ? ` (${detail})` : ''}`,
@@ -218,7 +224,11 @@ export class Connection {
 
   private startPpp(): void {
     const c = this.d.config;
-    const creds = c.user && this.d.secrets.password !== undefined ? { username: c.user, password: this.d.secrets.password } : undefined;
+    const allow = c.auth === 'chap' ? (['chap-md5'] as const) : c.auth === 'pap' ? (['pap'] as const) : undefined;
+    const creds =
+      c.user && this.d.secrets.password !== undefined
+        ? { username: c.user, password: this.d.secrets.password, ...(allow ? { allow: [...allow] } : {}) }
+        : undefined;
     this.ppp = new PppLink({
       randomBytes: (n) => randomBytes(n),
       mru: this.d.mtu,

@@ -1,7 +1,10 @@
 import { Command, Option } from 'commander';
 import { VERSION } from '../version';
 import { registerCheckConfigVerb } from './check-config-verb';
+import { registerClientVerbs } from './client-verbs';
 import { registerRunVerb } from './run-verb';
+import { registerSdpVerb } from './sdp-verb';
+import { registerUciVerb } from './uci-verb';
 
 /**
  * The `softwire` command line. Only verbs that work are registered; each
@@ -38,6 +41,9 @@ export function buildProgram(): Command {
     );
   registerRunVerb(program);
   registerCheckConfigVerb(program);
+  registerClientVerbs(program);
+  registerSdpVerb(program);
+  registerUciVerb(program);
   return program;
 }
 

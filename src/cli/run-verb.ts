@@ -1,10 +1,20 @@
 import type { Command } from 'commander';
-import { Agent, randomDuid } from '../agent/agent';
+import { Agent } from '../agent/agent';
+import type { InstallerHooks } from '../agent/installer';
+import type { Endpoint } from '../agent/transport';
 import { ConfigError, maskSecrets, resolveSecrets } from '../config/load';
 import { createLogger } from '../log';
 import { Netlink } from '../platform/netlink';
 import { Sysctl } from '../platform/sysctl';
 import { TunDevice } from '../platform/tun';
+import { ResolvWriter } from '../platform/resolv';
+import { StateStore } from '../platform/state-store';
+import { LanProvisioner } from '../lan/provisioner';
+import { RealScheduler } from '../core/scheduler';
+import { generateDuid } from '../ipv6/duid';
+import type { Logger } from '../log';
+import type { Config } from '../config/schema';
+import { scFromSdpFile } from './sdp-verb';
 import { addConfigFlags, configFromFlags } from './config-flags';
 
 /** Exit codes of `softwire run`. */
@@ -66,6 +76,31 @@ async function runAgent(cmd: Command): Promise<number> {
     log.fatal({ err: (e as Error).message }, 'cannot open netlink (needs CAP_NET_ADMIN)');
     return EXIT.STARTUP;
   }
+  let scOverride: Endpoint[] | undefined;
+  if (config.scSdp) {
+    try {
+      const sc = await scFromSdpFile(config.scSdp);
+      scOverride = [{ address: sc.host, port: sc.port }];
+      log.info({ sc: `${sc.host}:${sc.port}`, file: config.scSdp }, 'SC taken from the SDP answer');
+    } catch (e) {
+      process.stderr.write(`softwire: --sc-sdp ${config.scSdp}: ${(e as Error).message}\n`);
+      return EXIT.CONFIG;
+    }
+  }
+
+  // DUID and last prefix survive restarts so the SC hands back the same prefix (RFC 5571 section 7).
+  const store = new StateStore(config.stateDir);
+  const { state, warnings } = await store.load();
+  for (const w of warnings) log.warn(w);
+  let duid: Uint8Array;
+  if (state.duid) duid = Buffer.from(state.duid, 'hex');
+  else {
+    duid = generateDuid(Math.random);
+    await store.update((s) => ({ ...s, duid: Buffer.from(duid).toString('hex') })).catch((e: Error) => log.warn({ err: e.message }, 'cannot save state'));
+  }
+  const lanScheduler = new RealScheduler();
+  const hooks = lanHooks(config, netlink, lanScheduler, log);
+
   const agent = new Agent({
     config,
     secrets,
@@ -73,7 +108,13 @@ async function runAgent(cmd: Command): Promise<number> {
     netlink,
     sysctl: new Sysctl(),
     openTun: (name) => TunDevice.open(name),
-    duid: randomDuid(),
+    duid,
+    previousPrefix: state.lastPrefix,
+    savePrefix: (p) => {
+      store.update((s) => ({ ...s, lastPrefix: { prefix: p.prefix, length: p.length } })).catch((e: Error) => log.warn({ err: e.message }, 'cannot save state'));
+    },
+    installerHooks: hooks,
+    scOverride,
   });
 
   let signals = 0;
@@ -107,7 +148,44 @@ async function runAgent(cmd: Command): Promise<number> {
     return EXIT.STARTUP;
   }
   await agent.stop();
+  lanScheduler.clearAll();
   netlink.close();
   log.info('stopped');
   return EXIT.OK;
+}
+
+/** What the installer calls for DNS and (router role) the LAN: resolv file, LAN addresses and RAs. */
+function lanHooks(config: Config, netlink: Netlink, scheduler: RealScheduler, log: Logger): InstallerHooks {
+  const resolv = new ResolvWriter(config.resolvFile);
+  const lan =
+    config.mode === 'router' && config.lan.length > 0
+      ? new LanProvisioner({
+          lan: config.lan,
+          backend: config.ra,
+          netlink,
+          sysctl: new Sysctl(),
+          scheduler,
+          rng: Math.random,
+          onWarning: (m) => log.warn({ part: 'lan' }, m),
+        })
+      : null;
+  let dns = { servers: [] as string[], domains: [] as string[] };
+  return {
+    onDns: async (d) => {
+      dns = d;
+      if (d.servers.length === 0 && d.domains.length === 0) await resolv.remove();
+      else await resolv.write(d);
+      await lan?.updateServices({ dns: d.servers, domains: d.domains, defaultRoute: true });
+    },
+    onPrefix: async (lease) => {
+      if (!lan) return;
+      if (lease === null) {
+        await lan.clear();
+        return;
+      }
+      const r = await lan.apply(lease, { dns: dns.servers, domains: dns.domains, defaultRoute: true });
+      for (const e of r.errors) log.error({ part: 'lan' }, e);
+    },
+    lanStatus: () => lan?.status() ?? [],
+  };
 }

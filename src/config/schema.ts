@@ -19,6 +19,7 @@ export interface Config {
   sc: string[];
   scSdp?: string;
   user?: string;
+  auth: 'auto' | 'chap' | 'pap';
   password?: string;
   passwordFile?: string;
   tunnelSecret?: string;
@@ -44,6 +45,7 @@ export interface Config {
   prefixLengthHint: number;
   rapidCommit: boolean;
   controlSocket: string;
+  notifyCommand?: string;
   stateDir: string;
   resolvFile: string;
   logLevel: string;
@@ -77,6 +79,13 @@ export const FIELDS: readonly Field[] = [
   },
   { key: 'scSdp', kind: 'string', arg: 'FILE', doc: 'take the SC address and port from an SDP answer in FILE (- for stdin)' },
   { key: 'user', kind: 'string', arg: 'NAME', doc: 'PPP user name for CHAP/PAP' },
+  {
+    key: 'auth',
+    kind: 'enum',
+    choices: ['auto', 'chap', 'pap'],
+    default: 'auto',
+    doc: 'PPP authentication we agree to: auto takes CHAP-MD5 (RFC 1994, which RFC 5571 requires) and falls back to PAP',
+  },
   { key: 'password', kind: 'string', secret: true, arg: 'SECRET', doc: 'PPP password (prefer passwordFile: it keeps the secret out of ps and shell history)' },
   { key: 'passwordFile', kind: 'string', arg: 'FILE', doc: 'file holding the PPP password (trailing newline ignored)' },
   { key: 'tunnelSecret', kind: 'string', secret: true, arg: 'SECRET', doc: 'L2TP tunnel secret for tunnel authentication and hidden AVPs' },
@@ -171,6 +180,12 @@ export const FIELDS: readonly Field[] = [
   { key: 'prefixLengthHint', kind: 'int', default: 56, min: 0, max: 64, arg: 'LEN', doc: 'delegated prefix length to ask for in IA_PD (0: no hint)' },
   { key: 'rapidCommit', kind: 'bool', default: false, doc: 'ask for DHCPv6 Rapid Commit (two-message exchange)' },
   { key: 'controlSocket', kind: 'string', default: '/run/softwire/softwire.sock', arg: 'PATH', doc: 'Unix socket for status and control verbs (root only)' },
+  {
+    key: 'notifyCommand',
+    kind: 'string',
+    arg: 'PATH',
+    doc: 'program run as "PATH STATE" (up, connecting, down) whenever state, addresses, prefix or DNS change; runs one at a time, bursts merged (OpenWrt netifd uses it)',
+  },
   { key: 'stateDir', kind: 'string', default: '/var/lib/softwire', arg: 'DIR', doc: 'where the DHCPv6 DUID and last delegated prefix are kept across restarts' },
   { key: 'resolvFile', kind: 'string', default: '/run/softwire/resolv.conf', arg: 'FILE', doc: 'resolv.conf-format file the learned DNS servers and search list are written to' },
   {
