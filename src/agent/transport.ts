@@ -43,6 +43,8 @@ export class UdpTransport {
   private handler: DatagramHandler = () => {};
   readonly drops: Record<string, number> = {};
   private closed = false;
+  /** Cached at bind: dgram throws when asked for the address of a closed socket. */
+  private localEp: Endpoint = { address: '', port: 0 };
 
   private constructor(
     private readonly sock: dgram.Socket,
@@ -64,6 +66,8 @@ export class UdpTransport {
         res();
       });
     });
+    const a = sock.address();
+    t.localEp = { address: a.address, port: a.port };
     sock.on('message', (msg, rinfo) => t.onMessage(msg, rinfo));
     // Send errors (e.g. ICMP port unreachable surfacing as ECONNREFUSED) are transient
     // for a datagram protocol: count them; the L2TP retransmission logic decides.
@@ -98,8 +102,7 @@ export class UdpTransport {
   }
 
   get local(): Endpoint {
-    const a = this.sock.address();
-    return { address: a.address, port: a.port };
+    return this.localEp;
   }
 
   send(bytes: Uint8Array): void {

@@ -120,14 +120,16 @@ export class Topology {
   }
 }
 
-/** Polls `check` until it returns a truthy value or `ms` passes. */
-export async function waitFor<T>(what: string, ms: number, check: () => T | Promise<T>, everyMs = 50): Promise<T> {
+type Falsy = undefined | null | false | '' | 0;
+
+/** Polls `check` until it returns a truthy value (returned) or `ms` passes. */
+export async function waitFor<T>(what: string, ms: number, check: () => T | Falsy | Promise<T | Falsy>, everyMs = 50): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
   for (;;) {
     try {
       const v = await check();
-      if (v) return v;
+      if (v) return v as T;
     } catch (e) {
       last = e;
     }
