@@ -7,10 +7,14 @@ import { randomBytes } from 'node:crypto';
  * here is registered for removal so a failing test still cleans up.
  */
 
+// ip, sysctl, nft live in sbin, which a non-login or service PATH may lack.
+const PATH = [...new Set([...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin', '/usr/bin', '/bin'])].join(':');
+const ENV = { ...process.env, PATH };
+
 /** Runs a command and returns stdout; throws with stderr in the message. */
 export function run(cmd: string, args: string[], opts: { input?: string } = {}): string {
   try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], input: opts.input });
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], input: opts.input, env: ENV });
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(' ')} failed: ${err.stderr?.trim() || err.message}`, { cause: e });
@@ -53,7 +57,7 @@ export class Netns {
 
   /** Starts a long-running process inside the namespace; killed by destroy(). */
   spawn(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-    const p = spawn('ip', ['netns', 'exec', this.name, cmd, ...args], { stdio: 'pipe', ...opts });
+    const p = spawn('ip', ['netns', 'exec', this.name, cmd, ...args], { stdio: 'pipe', env: ENV, ...opts });
     this.procs.push(p);
     return p;
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -204,6 +204,14 @@ describe('scripts/build-ipk.sh', () => {
     );
     const out = execFileSync(process.execPath, [probe, join(root, 'usr/lib/softwire')], { env, encoding: 'utf8' });
     assert.equal(out.trim(), 'function function');
+    // The installed program does the whole job: the demo from the extracted root.
+    if (existsSync('/usr/sbin/l2tpns') && existsSync('/usr/sbin/freeradius')) {
+      const demo = spawnSync(join(root, 'usr/bin/softwire'), ['demo'], { env, encoding: 'utf8', timeout: 120_000 });
+      assert.equal(demo.status, 0, `${demo.stdout}\n${demo.stderr}`);
+      assert.match(demo.stdout, /3 packets transmitted, 3 received, 0% packet loss/);
+    } else {
+      process.stdout.write('# softwire demo from the ipk root not run: l2tpns/freeradius not installed\n');
+    }
   });
 
   test('the installed init script is POSIX sh and starts one procd instance per enabled section', () => {
