@@ -3,11 +3,12 @@ import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { type Secrets, parseScAddress } from '../config/load';
 import type { Config } from '../config/schema';
-import { RealScheduler } from '../core/scheduler';
+import { RealScheduler, type Scheduler } from '../core/scheduler';
 import type { Prefix } from '../ipv6/packet';
 import type { Logger } from '../log';
 import type { Netlink } from '../platform/netlink';
 import type { Sysctl } from '../platform/sysctl';
+import type { Rng } from '../util/random';
 import { Backoff } from './backoff';
 import { Connection, type ConnectionEvent, type DownInfo, OVERHEAD_IPV4, OVERHEAD_IPV6, type TunLike } from './connection';
 import { ControlServer, type ControlReply, type ControlRequest } from './control';
@@ -20,6 +21,28 @@ import { type Endpoint, UdpTransport, sourceAddressFor } from './transport';
  * tear down what sits above it and dial again after a jittered backoff. SCs are
  * tried in turn. A WAN address change redials at once from the new address.
  */
+
+/** What the agent needs of one softwire attempt; `Connection` in production, a fake in unit tests. */
+export interface ConnectionLike {
+  readonly sc: Endpoint;
+  start(): void;
+  /** Goodbyes within `budgetMs`, then release everything. */
+  stop(budgetMs: number): Promise<void>;
+  /** Release at once, no goodbyes. */
+  dispose(): void;
+  localAddress(): string;
+  fillStatus(s: Status): void;
+}
+
+export interface DialRequest {
+  sc: Endpoint;
+  local: string;
+  mtu: number;
+  installer: Installer;
+  previousPrefix?: Prefix;
+  log: Logger;
+  emit: (ev: ConnectionEvent) => void;
+}
 
 export interface AgentDeps {
   config: Config;
@@ -38,28 +61,54 @@ export interface AgentDeps {
   scOverride?: Endpoint[];
   /** Progress lines for humans (the demo); logs carry the same. */
   onProgress?: (line: string) => void;
+  /** Timers of the agent itself (backoff, WAN debounce, waits); a FakeClock in tests. */
+  scheduler?: Scheduler;
+  /** Backoff jitter source. */
+  rng?: Rng;
+  /** The local address the kernel would use towards the SC; rejects when there is no route. */
+  sourceAddress?: (sc: Endpoint) => Promise<string>;
+  /** Builds one connection attempt; rejects if the transport cannot be opened. */
+  dial?: (r: DialRequest) => Promise<ConnectionLike>;
 }
 
 type Outcome = { kind: 'down'; info: DownInfo } | { kind: 'stop' } | { kind: 'reconnect'; why: string } | { kind: 'admin-down' };
 
+/** Which remembered outcome wins when several arrive while nobody waits. */
+const RANK: Record<Outcome['kind'], number> = { down: 0, reconnect: 1, 'admin-down': 2, stop: 3 };
+
+/** Longest a graceful stop may take before what is left is released without goodbyes (the 3 s promise minus margin). */
+const STOP_BUDGET_MS = 2800;
+
 export class Agent {
   private stateNow: AgentState = 'down';
   private since = new Date();
-  private conn: Connection | null = null;
+  private conn: ConnectionLike | null = null;
   private installer: Installer | null = null;
   private stopping = false;
   private adminDown = false;
   private wake: ((o: Outcome) => void) | null = null;
-  private readonly waiters = new Set<{ state: AgentState; done: () => void }>();
-  private readonly backoff: Backoff;
+  /** An outcome that arrived while the loop was between waits (e.g. stop during DNS resolution). */
+  private pending: Outcome | null = null;
+  private readonly waiters = new Set<{ state: AgentState; done: (reached: boolean) => void }>();
+  private waiterSeq = 0;
+  private backoff: Backoff;
   private scIndex = 0;
+  private lastEndpoints: Endpoint[] = [];
   private reconnects = 0;
   private lastError: Status['lastError'] = null;
+  /** The failure the loop is backing off from; a WAN change may cut the wait short. */
+  private retryAfter: DownInfo | null = null;
   private control: ControlServer | null = null;
   private unsubscribe: (() => void) | null = null;
-  private wanCheck: NodeJS.Timeout | null = null;
+  private wanCheckArmed = false;
   private lastPrefix: Prefix | undefined;
+  private lastDns = '';
   private readonly log: Logger;
+  /** Child loggers of the running attempt: pino children keep the level they were made with. */
+  private attemptLogs: Logger[] = [];
+  private readonly sched: Scheduler;
+  private loop: Promise<void> | null = null;
+  private forceEnd: (() => void) | null = null;
   private stopped: Promise<void> | null = null;
   private notifyRunning = false;
   private notifyPending = false;
@@ -67,8 +116,12 @@ export class Agent {
   constructor(private d: AgentDeps) {
     this.log = d.log;
     this.lastPrefix = d.previousPrefix;
-    const c = d.config;
-    this.backoff = new Backoff({ initialMs: c.reconnectInitial * 1000, capMs: c.reconnectCap * 1000, jitter: c.reconnectJitter });
+    this.sched = d.scheduler ?? new RealScheduler();
+    this.backoff = this.makeBackoff(d.config);
+  }
+
+  private makeBackoff(c: Config): Backoff {
+    return new Backoff({ initialMs: c.reconnectInitial * 1000, capMs: c.reconnectCap * 1000, jitter: c.reconnectJitter }, this.d.rng ?? Math.random);
   }
 
   get state(): AgentState {
@@ -80,7 +133,7 @@ export class Agent {
     this.stateNow = s;
     this.since = new Date();
     this.log.info({ state: s }, `softwire ${s}`);
-    for (const w of [...this.waiters]) if (w.state === s) w.done();
+    for (const w of [...this.waiters]) if (w.state === s) w.done(true);
     this.notify();
   }
 
@@ -129,14 +182,20 @@ export class Agent {
 
   /** Starts the control socket and the WAN watch, then keeps the softwire up until stop(). */
   async run(): Promise<void> {
-    this.control = await ControlServer.listen(this.d.config.controlSocket, (req) => this.handle(req));
+    this.control = await ControlServer.listen(this.d.config.controlSocket, (req) => this.request(req));
     this.unsubscribe = this.d.netlink.subscribe((ev) => {
       if (ev.kind === 'address-added' || ev.kind === 'address-removed' || ev.kind === 'link-changed' || ev.kind === 'overrun') this.scheduleWanCheck();
     });
+    const forced = new Promise<void>((res) => (this.forceEnd = res));
+    this.loop = this.runLoop();
+    await Promise.race([this.loop, forced]);
+  }
+
+  private async runLoop(): Promise<void> {
     while (!this.stopping) {
       if (this.adminDown) {
         this.setState('down');
-        const o = await this.sleep(Number.POSITIVE_INFINITY);
+        const o = await this.waitOutcome(Number.POSITIVE_INFINITY);
         if (o.kind === 'stop') break;
         continue;
       }
@@ -156,21 +215,48 @@ export class Agent {
       if (info.permanent) delay = Math.max(delay, (this.d.config.reconnectCap * 1000) / 4);
       this.setState('connecting');
       this.progress('agent', `${info.layer} down: ${info.reason}; retrying in ${(delay / 1000).toFixed(1)} s`);
-      const o = await this.sleep(delay);
+      this.retryAfter = info;
+      const o = await this.waitOutcome(delay);
+      this.retryAfter = null;
       if (o.kind === 'stop') break;
+      if (o.kind === 'reconnect' && o.why !== 'backoff elapsed') this.progress('agent', `retrying now: ${o.why}`);
     }
     this.setState('down');
   }
 
-  /** Waits `ms` or until something wakes the loop (stop, up, reconnect, WAN change). */
-  private sleep(ms: number): Promise<Outcome> {
+  /**
+   * Delivers an outcome to whatever the loop is waiting on. When it waits on
+   * nothing (resolving names, opening sockets, tearing down), a stop, admin-down
+   * or reconnect is remembered for the next wait so that it is not lost; a
+   * connection's own `down` is not, as it belongs to the attempt just ended.
+   */
+  private signal(o: Outcome): void {
+    if (this.stopping && o.kind !== 'stop') return;
+    if (this.wake) {
+      this.wake(o);
+      return;
+    }
+    if (o.kind === 'down') return;
+    if (!this.pending || RANK[o.kind] >= RANK[this.pending.kind]) this.pending = o;
+  }
+
+  private takePending(): Outcome | null {
+    const p = this.pending;
+    this.pending = null;
+    return p;
+  }
+
+  /** Waits `ms` or until something wakes the loop (stop, up, reconnect, WAN change, connection down). */
+  private waitOutcome(ms: number): Promise<Outcome> {
+    const p = this.takePending();
+    if (p) return Promise.resolve(p);
     return new Promise((res) => {
-      const t = Number.isFinite(ms) ? setTimeout(() => finish({ kind: 'reconnect', why: 'backoff elapsed' }), ms) : null;
       const finish = (o: Outcome) => {
-        if (t) clearTimeout(t);
+        this.sched.clear('agent:wait');
         this.wake = null;
         res(o);
       };
+      if (Number.isFinite(ms)) this.sched.set('agent:wait', ms, () => finish({ kind: 'reconnect', why: 'backoff elapsed' }));
       this.wake = finish;
     });
   }
@@ -208,64 +294,106 @@ export class Agent {
     return 1500;
   }
 
-  /** One connection attempt, from dialling until it goes down (or is stopped). */
-  private async attempt(): Promise<Outcome> {
-    this.setState('connecting');
-    const eps = await this.endpoints();
-    if (eps.length === 0) return { kind: 'down', info: { layer: 'transport', reason: 'no SC address could be resolved' } };
-    const sc = eps[this.scIndex % eps.length]!;
-    let transport: UdpTransport;
-    let local: string;
-    try {
-      local = await sourceAddressFor(sc);
-      transport = await UdpTransport.open(sc, local);
-    } catch (e) {
-      return { kind: 'down', info: { layer: 'transport', reason: `cannot reach ${sc.address}:${sc.port}: ${(e as Error).message}` } };
-    }
-    const mtu = this.mtuFor(sc, await this.wanMtu(local));
-    const c = this.d.config;
-    const installer = new Installer(
-      this.d.netlink,
-      this.d.sysctl,
-      this.log.child({ part: 'installer' }),
-      {
-        routeMetric: c.routeMetric,
-        ipv4DefaultRoute: c.ncp !== 'ipv6' || c.ipv4DefaultRoute,
-      },
-      this.d.installerHooks,
-    );
-    this.installer = installer;
-    const outcome = new Promise<Outcome>((res) => {
-      this.wake = (o) => {
-        this.wake = null;
-        res(o);
-      };
-    });
-    const emit = (ev: ConnectionEvent) => this.onConnectionEvent(ev);
-    const conn = new Connection(sc, {
-      config: c,
+  /** Rejects when the kernel has no route to the SC (also when the lookup yields the unspecified address, as it does on a downed link). */
+  private async sourceAddress(sc: Endpoint): Promise<string> {
+    const a = await (this.d.sourceAddress ?? sourceAddressFor)(sc);
+    if (a === '0.0.0.0' || a === '::') throw new Error('no source address (no route)');
+    return a;
+  }
+
+  private async dialUdp(r: DialRequest): Promise<ConnectionLike> {
+    const transport = await UdpTransport.open(r.sc, r.local);
+    return new Connection(r.sc, {
+      config: this.d.config,
       secrets: this.d.secrets,
-      log: this.log.child({ sc: `${sc.address}:${sc.port}` }),
+      log: r.log,
       scheduler: new RealScheduler(),
       transport,
       openTun: this.d.openTun,
-      installer,
+      installer: r.installer,
       duid: this.d.duid,
-      previousPrefix: this.lastPrefix,
-      mtu,
-      emit,
+      previousPrefix: r.previousPrefix,
+      mtu: r.mtu,
+      emit: r.emit,
     });
+  }
+
+  /** The installer hooks plus a notify when the DNS servers change (the notify receiver re-reads status). */
+  private hooks(): InstallerHooks {
+    const h = this.d.installerHooks ?? {};
+    return {
+      ...h,
+      onDns: async (dns) => {
+        await h.onDns?.(dns);
+        const key = JSON.stringify(dns);
+        if (key === this.lastDns) return;
+        this.lastDns = key;
+        this.notify();
+      },
+    };
+  }
+
+  /** One connection attempt, from dialling until it goes down (or is stopped). */
+  private async attempt(): Promise<Outcome> {
+    this.setState('connecting');
+    // This dial is the reconnect anyone asked for so far.
+    if (this.pending?.kind === 'reconnect') this.pending = null;
+    const eps = await this.endpoints();
+    this.lastEndpoints = eps;
+    if (eps.length === 0) return this.takePending() ?? { kind: 'down', info: { layer: 'transport', reason: 'no SC address could be resolved' } };
+    const sc = eps[this.scIndex % eps.length]!;
+    let local: string;
+    try {
+      local = await this.sourceAddress(sc);
+    } catch (e) {
+      return this.takePending() ?? { kind: 'down', info: { layer: 'transport', reason: `no route to ${sc.address}: ${(e as Error).message}` } };
+    }
+    const mtu = this.mtuFor(sc, await this.wanMtu(local));
+    const c = this.d.config;
+    const installerLog = this.log.child({ part: 'installer' });
+    const connLog = this.log.child({ sc: `${sc.address}:${sc.port}` });
+    this.attemptLogs = [installerLog, connLog];
+    const installer = new Installer(
+      this.d.netlink,
+      this.d.sysctl,
+      installerLog,
+      { routeMetric: c.routeMetric, ipv4DefaultRoute: c.ncp !== 'ipv6' || c.ipv4DefaultRoute },
+      this.hooks(),
+    );
+    let live = true;
+    const emit = (ev: ConnectionEvent) => {
+      // A connection being torn down may still report; only the live one moves the agent.
+      if (!live && (ev.type === 'up' || ev.type === 'down')) return;
+      this.onConnectionEvent(ev);
+    };
+    let conn: ConnectionLike;
+    try {
+      conn = await (this.d.dial ?? ((r: DialRequest) => this.dialUdp(r)))({ sc, local, mtu, installer, previousPrefix: this.lastPrefix, log: connLog, emit });
+    } catch (e) {
+      return this.takePending() ?? { kind: 'down', info: { layer: 'transport', reason: `cannot reach ${sc.address}:${sc.port}: ${(e as Error).message}` } };
+    }
     this.conn = conn;
-    this.progress('agent', `dialling SC ${sc.address}:${sc.port} from ${local} (MTU ${mtu})`);
-    conn.start();
-    const o = await outcome;
-    // Goodbyes only make sense while the far end may still hear them.
-    const graceful = o.kind === 'stop' || o.kind === 'admin-down' || (o.kind === 'reconnect' && !o.why.startsWith('WAN'));
-    if (graceful) await conn.stop(2000);
-    else await conn.stop(o.kind === 'down' ? 300 : 150);
+    this.installer = installer;
+    const early = this.takePending();
+    let o: Outcome;
+    if (early) {
+      o = early;
+      conn.dispose();
+    } else {
+      const outcome = this.waitOutcome(Number.POSITIVE_INFINITY);
+      this.progress('agent', `dialling SC ${sc.address}:${sc.port} from ${local} (MTU ${mtu})`);
+      conn.start();
+      o = await outcome;
+      live = false;
+      // Goodbyes only make sense while the far end may still hear them.
+      const graceful = o.kind === 'stop' || o.kind === 'admin-down' || (o.kind === 'reconnect' && !o.why.startsWith('WAN'));
+      await conn.stop(graceful ? 2000 : o.kind === 'down' ? 300 : 150);
+    }
+    live = false;
     await installer.clear();
     this.conn = null;
     this.installer = null;
+    this.attemptLogs = [];
     return o;
   }
 
@@ -285,31 +413,46 @@ export class Agent {
         this.notify();
         return;
       case 'down':
-        this.wake?.({ kind: 'down', info: ev.info });
+        this.signal({ kind: 'down', info: ev.info });
         return;
     }
   }
 
   /** Debounced: netlink sends bursts of events for one change. */
   private scheduleWanCheck(): void {
-    if (this.wanCheck || !this.conn) return;
-    this.wanCheck = setTimeout(() => {
-      this.wanCheck = null;
+    if (this.wanCheckArmed || this.stopping) return;
+    if (!this.conn && !this.retryAfter) return;
+    this.wanCheckArmed = true;
+    this.sched.set('agent:wan-check', 100, () => {
+      this.wanCheckArmed = false;
       void this.checkWan();
-    }, 100);
+    });
   }
 
   private async checkWan(): Promise<void> {
     const conn = this.conn;
-    if (!conn) return;
+    if (!conn) return this.checkWanWhileWaiting();
     const was = conn.localAddress();
     // No route to the SC any more counts as a change too.
-    const now = await sourceAddressFor(conn.sc).catch(() => null);
+    const now = await this.sourceAddress(conn.sc).catch(() => null);
     if (this.conn !== conn) return;
     if (now !== was) {
       this.progress('wan', `local address changed from ${was} to ${now ?? '(none)'}`);
-      this.wake?.({ kind: 'reconnect', why: `WAN address changed from ${was} to ${now ?? '(none)'}` });
+      this.signal({ kind: 'reconnect', why: `WAN address changed from ${was} to ${now ?? '(none)'}` });
     }
+  }
+
+  /**
+   * Backing off because the SC was unreachable from here (no route, no
+   * address): once the WAN offers a route again, dial now rather than sit out
+   * the rest of the backoff. Other failures keep their backoff.
+   */
+  private async checkWanWhileWaiting(): Promise<void> {
+    const info = this.retryAfter;
+    if (!info || (info.layer !== 'transport' && info.layer !== 'wan') || this.lastEndpoints.length === 0) return;
+    const sc = this.lastEndpoints[this.scIndex % this.lastEndpoints.length]!;
+    const now = await this.sourceAddress(sc).catch(() => null);
+    if (now && this.retryAfter === info) this.signal({ kind: 'reconnect', why: `WAN has a route to ${sc.address} again (from ${now})` });
   }
 
   status(): Status {
@@ -324,24 +467,24 @@ export class Agent {
 
   private waitFor(state: AgentState, timeoutMs: number): Promise<boolean> {
     if (this.stateNow === state) return Promise.resolve(true);
+    const key = `agent:waiter:${this.waiterSeq++}`;
     return new Promise((res) => {
       const w = {
         state,
-        done: () => {
-          clearTimeout(t);
+        done: (reached: boolean) => {
+          this.sched.clear(key);
           this.waiters.delete(w);
-          res(true);
+          res(reached);
         },
       };
-      const t = setTimeout(() => {
-        this.waiters.delete(w);
-        res(false);
-      }, timeoutMs);
+      this.sched.set(key, timeoutMs, () => w.done(false));
       this.waiters.add(w);
     });
   }
 
-  private async handle(req: ControlRequest): Promise<ControlReply> {
+  /** Answers one control-socket request (status, up, down, reconnect, wait). */
+  async request(req: ControlRequest): Promise<ControlReply> {
+    this.log.debug({ cmd: req.cmd }, 'control request');
     switch (req.cmd) {
       case 'status':
         return { ok: true, status: this.status() };
@@ -349,23 +492,24 @@ export class Agent {
         if (!this.adminDown) return { ok: true, message: `already ${this.stateNow === 'up' ? 'up' : 'enabled'}` };
         this.adminDown = false;
         this.backoff.reset();
-        this.wake?.({ kind: 'reconnect', why: 'administratively up' });
+        this.signal({ kind: 'reconnect', why: 'administratively up' });
         return { ok: true, message: 'bringing the softwire up' };
       case 'down':
         if (this.adminDown) return { ok: true, message: 'already down' };
         this.adminDown = true;
-        this.wake?.({ kind: 'admin-down' });
+        this.signal({ kind: 'admin-down' });
         return { ok: true, message: 'taking the softwire down' };
       case 'reconnect':
         this.adminDown = false;
         this.backoff.reset();
-        this.wake?.({ kind: 'reconnect', why: 'requested by operator' });
+        this.signal({ kind: 'reconnect', why: 'requested by operator' });
         return { ok: true, message: 'reconnecting' };
       case 'wait': {
         const state = req.state;
         if (state !== 'up' && state !== 'down' && state !== 'connecting') return { ok: false, error: 'wait: state must be up, down or connecting' };
         const ms = typeof req.timeoutMs === 'number' && req.timeoutMs >= 0 ? Math.min(req.timeoutMs, 24 * 3600_000) : 30_000;
-        return (await this.waitFor(state, ms)) ? { ok: true, state } : { ok: false, error: 'timeout' };
+        if (await this.waitFor(state, ms)) return { ok: true, state };
+        return { ok: false, error: 'timeout', state: this.stateNow } as ControlReply;
       }
       default:
         return { ok: false, error: `unknown command "${req.cmd}"` };
@@ -375,15 +519,33 @@ export class Agent {
   /** Applies a reloaded config; returns whether the change needed a reconnect. */
   reload(config: Config, secrets: Secrets): boolean {
     const old = this.d.config;
+    const oldSecrets = this.d.secrets;
     this.d = { ...this.d, config, secrets };
-    const live = new Set(['logLevel', 'reconnectInitial', 'reconnectCap', 'reconnectJitter', 'controlSocket']);
+    const live = new Set<keyof Config>(['logLevel', 'reconnectInitial', 'reconnectCap', 'reconnectJitter', 'controlSocket', 'notifyCommand']);
     const changed = (Object.keys(config) as (keyof Config)[]).filter((k) => JSON.stringify(config[k]) !== JSON.stringify(old[k]));
-    const secretsChanged = JSON.stringify(secrets) !== JSON.stringify(this.d.secrets);
-    if (changed.includes('logLevel')) this.log.level = config.logLevel;
+    const secretsChanged = JSON.stringify(secrets) !== JSON.stringify(oldSecrets);
+    if (changed.includes('logLevel')) {
+      this.log.level = config.logLevel;
+      for (const l of this.attemptLogs) l.level = config.logLevel;
+    }
+    if (changed.some((k) => k === 'reconnectInitial' || k === 'reconnectCap' || k === 'reconnectJitter')) this.backoff = this.makeBackoff(config);
+    if (changed.includes('controlSocket')) void this.moveControl(config.controlSocket);
     const needs = secretsChanged || changed.some((k) => !live.has(k));
-    this.log.info({ changed }, needs ? 'configuration reloaded; reconnecting' : 'configuration reloaded');
-    if (needs) this.wake?.({ kind: 'reconnect', why: 'configuration changed' });
+    this.log.info({ changed, secretsChanged }, needs ? 'configuration reloaded; reconnecting' : 'configuration reloaded');
+    if (needs && !this.adminDown) this.signal({ kind: 'reconnect', why: 'configuration changed' });
     return needs;
+  }
+
+  private async moveControl(path: string): Promise<void> {
+    try {
+      const next = await ControlServer.listen(path, (req) => this.request(req));
+      const old = this.control;
+      this.control = next;
+      await old?.close();
+      this.log.info({ path }, 'control socket moved');
+    } catch (e) {
+      this.log.error({ path, err: (e as Error).message }, 'cannot move the control socket; keeping the old one');
+    }
   }
 
   /** Graceful shutdown: goodbyes to the SC and removal of everything installed. Idempotent. */
@@ -391,13 +553,28 @@ export class Agent {
     if (this.stopped) return this.stopped;
     this.stopping = true;
     this.stopped = (async () => {
-      this.wake?.({ kind: 'stop' });
-      // The run loop's attempt() does the goodbyes and cleanup; wait for it to finish.
-      const end = Date.now() + 2800;
-      while ((this.conn || this.installer) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
-      if (this.wanCheck) clearTimeout(this.wanCheck);
+      this.signal({ kind: 'stop' });
+      // The run loop's attempt() does the goodbyes and cleanup; give it the budget, then cut it short.
+      if (this.loop) {
+        const inTime = await new Promise<boolean>((res) => {
+          this.sched.set('agent:stop', STOP_BUDGET_MS, () => res(false));
+          void this.loop!.then(() => {
+            this.sched.clear('agent:stop');
+            res(true);
+          });
+        });
+        if (!inTime) {
+          this.log.warn('shutdown budget spent; releasing what is left without goodbyes');
+          this.conn?.dispose();
+          await this.installer?.clear();
+        }
+      }
+      this.sched.clear('agent:wan-check');
+      // Pending waits end unanswered rather than keep the process alive on their timers.
+      for (const w of [...this.waiters]) w.done(this.stateNow === w.state);
       this.unsubscribe?.();
       await this.control?.close();
+      this.forceEnd?.();
     })();
     return this.stopped;
   }

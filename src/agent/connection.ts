@@ -11,7 +11,10 @@ import { Slaac, type SlaacAction } from '../ipv6/slaac';
 import { RouterSolicitor, type RsAction } from '../ipv6/rs';
 import { Dhcp6Client, type Dhcp6Action } from '../ipv6/dhcp6-client';
 import type { Logger } from '../log';
-import type { Endpoint, UdpTransport } from './transport';
+import type { Endpoint } from './transport';
+import { DataCounters } from '../dataplane/counters';
+import { Dataplane, type FrameTun, type TunBatch } from '../dataplane/dataplane';
+import { type DatagramTransport, NativeUdpTransport } from '../dataplane/udp';
 import { Installer } from './installer';
 import type { Status } from './status';
 
@@ -46,8 +49,10 @@ export type ConnectionEvent =
 /** The kernel-facing pieces a Connection needs; the agent provides real ones, tests may fake them. */
 export interface TunLike {
   readonly name: string;
-  onPackets(cb: (batch: { count: number; packet(i: number): Uint8Array }) => void, onError?: (e: Error) => void): void;
+  onPackets(cb: (batch: { count: number; packet(i: number): Uint8Array } & Partial<TunBatch>) => void, onError?: (e: Error) => void): void;
   write(pkt: Uint8Array): boolean;
+  /** The native TUN's batched write; with it (and the native UDP transport) the data fast path runs. */
+  writeFrames?: FrameTun['writeFrames'];
   close(): void;
 }
 
@@ -56,7 +61,7 @@ export interface ConnectionDeps {
   secrets: Secrets;
   log: Logger;
   scheduler: Scheduler;
-  transport: UdpTransport;
+  transport: DatagramTransport;
   /** Opens the TUN device when the first NCP comes up. */
   openTun: (name: string) => TunLike;
   installer: Installer;
@@ -73,6 +78,7 @@ export class Connection {
   private readonly lac: Lac;
   private ppp: PppLink | null = null;
   private tun: TunLike | null = null;
+  private dataplane: Dataplane | null = null;
   private rs: RouterSolicitor | null = null;
   private slaac: Slaac | null = null;
   private dhcp: Dhcp6Client | null = null;
@@ -83,7 +89,7 @@ export class Connection {
   private ipv4: IpcpLinkResult | null = null;
   private released: (() => void) | null = null;
   private pppClosed: (() => void) | null = null;
-  readonly counters = { tunIn: 0, tunOut: 0, tunInOctets: 0, tunOutOctets: 0, drops: {} as Record<string, number> };
+  readonly counters = new DataCounters();
   readonly started = Date.now();
   private readonly log: Logger;
 
@@ -277,58 +283,79 @@ export class Connection {
 
   private ensureTun(): TunLike | null {
     if (this.tun) return this.tun;
+    let tun: TunLike;
     try {
-      this.tun = this.d.openTun(this.d.config.tunDevice);
+      tun = this.d.openTun(this.d.config.tunDevice);
     } catch (e) {
       this.fail({ layer: 'ppp', reason: `cannot open TUN device ${this.d.config.tunDevice}: ${(e as Error).message}` });
       return null;
     }
-    this.tun.onPackets(
+    this.tun = tun;
+    const transport = this.d.transport;
+    // The fast path needs both native edges; with Node's dgram socket every packet goes through the cores.
+    if (tun.writeFrames && transport instanceof NativeUdpTransport) {
+      const dp = new Dataplane({
+        tun: tun as FrameTun,
+        udp: transport,
+        lac: this.lac,
+        ppp: { canCarry: (p) => this.ppp?.canCarry(p) ?? false },
+        mtu: this.d.mtu,
+        counters: this.counters,
+      });
+      this.dataplane = dp;
+      transport.setSink(dp);
+    }
+    const dp = this.dataplane;
+    tun.onPackets(
       (batch) => {
+        if (dp && batch.buffer && dp.fromTun(batch as TunBatch)) return;
         for (let i = 0; i < batch.count; i++) this.fromTun(batch.packet(i));
       },
       (e) => this.log.error({ err: e }, 'TUN read failed'),
     );
-    return this.tun;
+    return tun;
   }
 
-  /** A packet the kernel routed into the softwire. */
+  /** A packet the kernel routed into the softwire, framed by the cores (no fast path, or sequenced data). */
   private fromTun(pkt: Uint8Array): void {
     const version = pkt[0]! >> 4;
     const protocol = version === 6 ? PROTO.IPV6 : version === 4 ? PROTO.IPV4 : 0;
     if (protocol === 0 || !this.ppp) {
-      this.count('tun-bad-version');
+      this.counters.drop('tx', 'bad-version');
       return;
     }
     const frame = this.ppp.sendData(protocol, pkt);
     if (!frame) {
-      this.count(version === 6 ? 'tun-ipv6-not-open' : 'tun-ipv4-not-carried');
+      this.counters.drop('tx', version === 6 ? 'ipv6-not-open' : 'ipv4-not-carried');
       return;
     }
     const bytes = this.lac.sendFrame(frame);
     if (!bytes) {
-      this.count('tun-no-session');
+      this.counters.drop('tx', 'no-session');
       return;
     }
-    this.counters.tunIn++;
-    this.counters.tunInOctets += pkt.length;
+    this.counters.txPackets++;
+    this.counters.txOctets += pkt.length;
     this.d.transport.send(bytes);
   }
 
-  /** A packet from the SC: ours to handle (RA, DHCPv6, ND for DAD) or the kernel's. */
+  /** A packet from the SC that the fast path left to the cores: ours to handle (RA, DHCPv6, ND for DAD) or the kernel's. */
   private fromPeer(protocol: number, payload: Buffer): void {
     if (protocol === PROTO.IPV6) {
       const kind = classifyControl(payload);
       switch (kind) {
         case 'ra':
+          this.counters.toCores++;
           this.run('slaac', () => this.slaac?.receive(payload) ?? []);
           return;
         case 'dhcpv6-client':
+          this.counters.toCores++;
           this.run('dhcp6', () => this.dhcp?.receive(payload) ?? []);
           return;
         case 'ns':
         case 'na':
           // DAD watches both; the kernel still answers the SC's own neighbour probes.
+          this.counters.toCores++;
           this.run('slaac', () => this.slaac?.receive(payload) ?? []);
           break;
         default:
@@ -336,12 +363,15 @@ export class Connection {
       }
     }
     if (!this.tun) {
-      this.count('no-tun');
+      this.counters.drop('rx', 'no-tun');
       return;
     }
-    this.counters.tunOut++;
-    this.counters.tunOutOctets += payload.length;
-    if (!this.tun.write(payload)) this.count('tun-full');
+    if (!this.tun.write(payload)) {
+      this.counters.drop('rx', 'tun-queue-full');
+      return;
+    }
+    this.counters.rxPackets++;
+    this.counters.rxOctets += payload.length;
   }
 
   /** Sends an IPv6 packet the agent built (RS, NS, DHCPv6) over the PPP link. */
@@ -349,7 +379,7 @@ export class Connection {
     const frame = this.ppp?.sendData(PROTO.IPV6, packet);
     const bytes = frame ? this.lac.sendFrame(frame) : undefined;
     if (bytes) this.d.transport.send(bytes);
-    else this.count('ipv6-control-not-sent');
+    else this.counters.drop('tx', 'ipv6-control-not-sent');
   }
 
   // ------------------------------------------------------------------ IPv6
@@ -484,7 +514,10 @@ export class Connection {
     const need4 = this.d.config.ncp !== 'ipv6';
     if ((need6 && !this.ipv6Up) || (need4 && !this.ipv4)) return;
     this.upSent = true;
-    this.d.emit({ type: 'up' });
+    // "up" promises a usable link: wait until the TUN, its addresses and routes are in the kernel.
+    void this.d.installer.settled().then(() => {
+      if (!this.finished) this.d.emit({ type: 'up' });
+    });
   }
 
   // -------------------------------------------------------------- teardown
@@ -531,10 +564,11 @@ export class Connection {
         const poll = setInterval(() => {
           if (this.lac.status().tunnel.unacknowledged === 0) {
             clearInterval(poll);
+            clearTimeout(cap);
             done();
           }
         }, 20);
-        setTimeout(() => clearInterval(poll), 800);
+        const cap = setTimeout(() => clearInterval(poll), 800);
       });
     }
     this.dispose();
@@ -565,7 +599,7 @@ export class Connection {
     const { drops: l2drops, ...l2 } = l.counters;
     s.counters.l2tp = { ...l2 };
     s.counters.drops = { ...prefixKeys('l2tp', l2drops), ...prefixKeys('transport', this.d.transport.drops), ...prefixKeys('data', this.counters.drops) };
-    s.counters.data = { tunIn: this.counters.tunIn, tunOut: this.counters.tunOut, tunInOctets: this.counters.tunInOctets, tunOutOctets: this.counters.tunOutOctets };
+    s.counters.data = this.counters.snapshot();
     if (this.ppp) {
       const p = this.ppp.status();
       s.ppp = {

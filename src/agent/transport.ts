@@ -32,7 +32,10 @@ export async function sourceAddressFor(remote: Endpoint): Promise<string> {
       s.once('error', rej);
       s.connect(remote.port, remote.address, () => res());
     });
-    return s.address().address;
+    const a = s.address().address;
+    // A downed link can leave the kernel answering with the unspecified address instead of failing.
+    if (a === '0.0.0.0' || a === '::') throw new Error(`no route to ${remote.address}`);
+    return a;
   } finally {
     s.close();
   }

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type ControlReply, type ControlRequest, controlRequest } from '../agent/control';
 import type { Status } from '../agent/status';
@@ -183,7 +184,14 @@ function waitVerb(program: Command, io: CliIo): void {
     .action(async (opts: { state: WaitState; timeout: number; controlSocket: string }) => {
       const timeoutMs = Math.round(opts.timeout * 1000);
       const deadline = io.clock.now() + timeoutMs;
-      const reply = await ask(io, opts.controlSocket, { cmd: 'wait', state: opts.state, timeoutMs }, timeoutMs + WAIT_GRACE_MS);
+      // `softwire run & softwire wait ...` in a boot script: the agent may not have made its socket yet.
+      let waited = false;
+      while (!existsSync(opts.controlSocket) && io.clock.now() < deadline) {
+        waited = true;
+        await sleep(io.clock, POLL_MS);
+      }
+      const left = waited ? Math.max(0, Math.round(deadline - io.clock.now())) : timeoutMs;
+      const reply = await ask(io, opts.controlSocket, { cmd: 'wait', state: opts.state, timeoutMs: left }, left + WAIT_GRACE_MS);
       if (!reply) return;
       if (reply.ok) return reached(io, opts.state);
       if (reply.error === 'timeout') {

@@ -170,21 +170,33 @@ function lanHooks(config: Config, netlink: Netlink, scheduler: RealScheduler, lo
         })
       : null;
   let dns = { servers: [] as string[], domains: [] as string[] };
+  let lastNumbered = '';
   return {
     onDns: async (d) => {
       dns = d;
-      if (d.servers.length === 0 && d.domains.length === 0) await resolv.remove();
-      else await resolv.write(d);
+      try {
+        if (d.servers.length === 0 && d.domains.length === 0) await resolv.remove();
+        else await resolv.write(d);
+      } catch (e) {
+        // A refused value (ResolvError) or an unwritable file must not keep the DNS from the LAN's RAs.
+        log.error({ part: 'dns', file: resolv.path, err: (e as Error).message }, 'cannot write the resolv file');
+      }
       await lan?.updateServices({ dns: d.servers, domains: d.domains, defaultRoute: true });
     },
     onPrefix: async (lease) => {
       if (!lan) return;
       if (lease === null) {
+        lastNumbered = '';
         await lan.clear();
         return;
       }
       const r = await lan.apply(lease, { dns: dns.servers, domains: dns.domains, defaultRoute: true });
       for (const e of r.errors) log.error({ part: 'lan' }, e);
+      // The moment LAN hosts can be numbered: operators (and the interop tests) time provisioning by it.
+      // Renewals re-apply the same plan every T1; only a change is worth a line.
+      const numbered = (r.plan?.lans ?? []).map((a) => `${a.ifname} ${a.routerAddress}/${a.prefix.length}`).join(', ');
+      if (numbered && numbered !== lastNumbered) log.info({ layer: 'lan' }, `LAN numbered from ${lease.prefix}/${lease.length}: ${numbered}`);
+      lastNumbered = numbered;
     },
     lanStatus: () => lan?.status() ?? [],
   };

@@ -4,6 +4,7 @@ import { challengeResponse, type Secret } from './avp';
 import type { AvpValues, Bearer, Framing, ResultCode } from './avps';
 import { type ChannelAction, type ChannelConfig, ControlChannel } from './channel';
 import { L2tpDecodeError } from './errors';
+import { decodePacket } from './header';
 import {
   type ControlMessage,
   decodeMessage,
@@ -295,6 +296,7 @@ export class Lac {
     try {
       pkt = decodeMessage(bytes, { secret: this.cfg.secret });
     } catch (e) {
+      if (e instanceof L2tpDecodeError && e.reason === 'avp-hidden-no-secret') return this.hiddenWithoutSecret(bytes, from);
       if (e instanceof L2tpDecodeError) return this.drop(e.reason);
       throw e;
     }
@@ -336,6 +338,33 @@ export class Lac {
       { tunnelId: this.remoteTunnelId!, sessionId: this.remoteSessionId!, ns, priority: opts.priority ?? false },
       ppp,
     );
+  }
+
+  /**
+   * The session's data-header parameters for a data fast path that frames and
+   * recognises data itself (src/dataplane); undefined unless the session is up.
+   */
+  dataHeader(): { tunnelId: number; sessionId: number; localTunnelId: number; localSessionId: number; sequencing: boolean } | undefined {
+    if (this.sessionState !== 'established' || this.tunnelState !== 'established') return undefined;
+    return {
+      tunnelId: this.remoteTunnelId!,
+      sessionId: this.remoteSessionId!,
+      localTunnelId: this.localTunnelId,
+      localSessionId: this.localSessionId!,
+      sequencing: this.sequencing,
+    };
+  }
+
+  /** Data frames a fast path took for the session: counted, and proof the peer is alive, as in receive(). */
+  dataReceived(frames: number): void {
+    if (frames <= 0) return;
+    this.counters.dataIn += frames;
+    this.rxSinceHello = true;
+  }
+
+  /** Data frames a fast path sent (counted as sendFrame would). */
+  dataSent(frames: number): void {
+    this.counters.dataOut += frames;
   }
 
   timerFired(timer: string): LacAction[] {
@@ -600,16 +629,21 @@ export class Lac {
   /** Marks the tunnel (and its session) down; the channel keeps running until teardown ends. */
   private bringDown(d: { reason: DownReason; result?: number; error?: number; message?: string }, fromPeer: boolean) {
     const acts: LacAction[] = [];
+    const tunnelDown = this.downAction('tunnel', d, fromPeer);
     if (this.sessionState !== 'idle') {
       this.sessionState = 'idle';
-      acts.push({ type: 'down', layer: 'session', reason: 'tunnel-down' });
+      // An edge that acts on the first 'down' it sees must still learn why the tunnel went
+      // and what the SC advised (e.g. StopCCN 2/7 "try another"), so the session's action
+      // carries the tunnel's cause and advice.
+      const { type: _t, layer: _l, reason, message, ...cause } = tunnelDown;
+      acts.push({ type: 'down', layer: 'session', reason: 'tunnel-down', message: message ? `${reason}: ${message}` : reason, ...cause });
     }
     this.tunnelState = 'closing';
     if (this.helloRunning) {
       this.helloRunning = false;
       acts.push(stopTimer(TIMER_HELLO));
     }
-    acts.push(this.downAction('tunnel', d, fromPeer));
+    acts.push(tunnelDown);
     return acts;
   }
 
@@ -716,6 +750,30 @@ export class Lac {
     const acts = this.bringDown({ reason }, false);
     acts.push(...this.finish());
     return acts;
+  }
+
+  /**
+   * The SC hides AVPs (RFC 2661 4.3) and we have no secret to read them: no retransmission
+   * can fix that, so rather than drop every copy until the channel times out with a
+   * meaningless 'max-retries', fail the tunnel at once with a reason that names the cause.
+   * Only a control message for our tunnel from the peer we talk to counts.
+   */
+  private hiddenWithoutSecret(bytes: Uint8Array, from: string | undefined): LacAction[] {
+    this.drop('avp-hidden-no-secret');
+    let header: ReturnType<typeof decodePacket>['header'];
+    try {
+      header = decodePacket(bytes).header;
+    } catch {
+      return [];
+    }
+    if (!header.control || header.tunnelId !== this.localTunnelId) return [];
+    if (from !== undefined && this.peer !== undefined && from !== this.peer && this.cfg.peerAddressPolicy === 'first-reply') return [];
+    if (this.tunnelState !== 'wait-ctl-reply' && this.tunnelState !== 'established') return [];
+    return this.teardown({
+      reason: 'auth-failed',
+      result: StopCcnResult.GENERAL_ERROR,
+      message: 'the SC sent hidden AVPs and no tunnel secret is configured',
+    });
   }
 
   private drop(reason: string): LacAction[] {

@@ -41,6 +41,8 @@ export interface L2tpnsOptions {
   echoTimeout?: number;
   idleEchoTimeout?: number;
   debug?: number;
+  dhcp6PreferredLifetime?: number;
+  dhcp6ValidLifetime?: number;
   /** Extra raw config lines. */
   extra?: string[];
 }
@@ -168,6 +170,9 @@ function l2tpnsConf(dir: string, o: L2tpnsOptions): string {
     'set cluster_hb_timeout 11',
     'set send_garp no',
     'set cli_bind_address 127.0.0.1',
+    // Finite DHCPv6 lifetimes (l2tpns's default is infinite), so renewals and status show real numbers.
+    `set dhcp6_preferred_lifetime ${o.dhcp6PreferredLifetime ?? 3600}`,
+    `set dhcp6_valid_lifetime ${o.dhcp6ValidLifetime ?? 7200}`,
     'load plugin "sessionctl"',
   ];
   const v6 = o.ipv6Prefix === undefined ? '2001:db8:200::' : o.ipv6Prefix;
@@ -280,7 +285,7 @@ export class L2tpnsSc {
     });
   }
 
-  /** Runs nsctl (the sessionctl plugin's CLI) inside the SC namespace, e.g. ['drop_session', 'cpe1']. */
+  /** Runs nsctl (the sessionctl plugin's CLI) inside the SC namespace, e.g. ['drop', 'cpe1'] or ['kill', 'cpe1']. */
   nsctl(args: string[]): string {
     return this.ns.exec('nsctl', args);
   }

@@ -62,7 +62,7 @@ export interface LanServices {
 /** The RaSender surface the provisioner drives (replaceable in tests). */
 export interface LanRaSender {
   update(content: RaContent): void;
-  stop(): Promise<void>;
+  stop(opts?: { now?: boolean }): Promise<void>;
   close(): void;
 }
 
@@ -395,8 +395,9 @@ export class LanProvisioner {
   private async doClear(): Promise<void> {
     const errors: string[] = [];
     const now = this.o.scheduler.now();
-    // Hosts hear "no longer a router, prefixes deprecated" before the addresses go.
-    await Promise.all([...this.senders.values()].map((s) => s.stop()));
+    // Hosts hear "no longer a router, prefixes deprecated" before the addresses go. Not
+    // held back by the RA rate limit: clear() runs inside the agent's teardown budget.
+    await Promise.all([...this.senders.values()].map((s) => s.stop({ now: true })));
     this.senders.clear();
     if (this.radvd) {
       // radvd keeps running (it is not ours); leave it announcing a withdrawal.

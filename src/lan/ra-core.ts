@@ -280,8 +280,14 @@ export class RaCore {
     }
   }
 
-  /** Withdraws the router: final RAs with router lifetime 0, then `stopped`. */
-  stop(): RaAction[] {
+  /**
+   * Withdraws the router: final RAs with router lifetime 0, then `stopped`.
+   * With `now`, the first final RA goes out at once even within
+   * MIN_DELAY_BETWEEN_RAS of the previous RA: the caller is tearing down under a
+   * deadline (the agent has 3 s to exit), and one RA early cannot flood the link,
+   * whereas none at all leaves hosts routing to us for the whole router lifetime.
+   */
+  stop(opts: { now?: boolean } = {}): RaAction[] {
     if (this.st === 'stopping' || this.st === 'stopped') return [];
     const wasIdle = this.st === 'idle' || this.counters.sent === 0;
     const now = this.opts.clock();
@@ -302,7 +308,7 @@ export class RaCore {
     }
     this.announced = [];
     this.finalLeft = this.o.finalRas;
-    const wait = this.lastMulticastAt === undefined ? 0 : this.lastMulticastAt + MIN_DELAY_BETWEEN_RAS_MS - now;
+    const wait = this.lastMulticastAt === undefined || opts.now ? 0 : this.lastMulticastAt + MIN_DELAY_BETWEEN_RAS_MS - now;
     if (wait > 0) return [...out, startTimer(FINAL_TIMER, Math.ceil(wait))];
     return [...out, ...this.sendFinal(now)];
   }

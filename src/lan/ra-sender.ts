@@ -85,15 +85,15 @@ export class RaSender {
 
   /**
    * Sends the final RAs (router lifetime 0) and closes the socket once they are
-   * out. Resolves when done; safe to call twice.
+   * out. Resolves when done; safe to call twice. `now`: see RaCore.stop.
    */
-  stop(): Promise<void> {
+  stop(opts: { now?: boolean } = {}): Promise<void> {
     if (this.stopping) return this.stopping;
     this.stopping = new Promise<void>((resolve) => {
       this.onStopped = resolve;
     });
     if (this.closed) this.close();
-    else this.run(this.core.stop());
+    else this.run(this.core.stop(opts));
     return this.stopping;
   }
 

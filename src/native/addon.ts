@@ -38,6 +38,12 @@ export interface NativeTunHandle extends NativeHandle {
   readonly name: string;
 }
 
+/** UDP slots: meta is [length, source port, source family (4|6), flags], addrs the source address. */
+export interface NativeUdpHandle extends NativeHandle {
+  readonly localAddress: string;
+  readonly localPort: number;
+}
+
 /** Called once per wake-up with the number of filled slots; `err` stops reading until readStart again. */
 export type ReadCallback = (count: number, err?: NativeError) => void;
 
@@ -57,7 +63,21 @@ export interface SoftwireAddon {
   icmp6Send(h: NativeHandle, message: Uint8Array, address: string, scopeId: number): number;
   icmp6Membership(h: NativeHandle, group: string, join: boolean): void;
   icmp6Filter(h: NativeHandle, types: readonly number[] | null): void;
+  /** A non-blocking UDP socket bound to address:port (0: ephemeral), read with recvmmsg into the ring. */
+  udpOpen(bindAddress: string, port: number, batch: number, slotSize: number, bufferBytes: number): NativeUdpHandle;
+  /** Where udpSend and udpSendFrames go. */
+  udpSetPeer(h: NativeUdpHandle, address: string, port: number): void;
+  /** 1 when sent, 0 when dropped (full queue, ICMP error). */
+  udpSend(h: NativeUdpHandle, bytes: Uint8Array): number;
+  /**
+   * sendmmsg of `count` datagrams, each a header template (`headers[d[2]*headerLen..]`)
+   * followed by `source[d[0] .. d[0]+d[1]]`, d being desc[i*DESC_STRIDE..]. Returns how many went out.
+   */
+  udpSendFrames(h: NativeUdpHandle, headers: Uint8Array, headerLen: number, source: Uint8Array, desc: Int32Array, count: number): number;
+  /** Writes `source[d[0] .. d[0]+d[1]]` for each descriptor to the TUN; returns how many were taken. */
+  tunWriteFrames(h: NativeTunHandle, source: Uint8Array, desc: Int32Array, count: number): number;
   readonly META_STRIDE: number;
+  readonly DESC_STRIDE: number;
   readonly ADDR_STRIDE: number;
   readonly FLAG_TRUNCATED: number;
 }
@@ -67,6 +87,9 @@ export const META_LENGTH = 0;
 export const META_IFINDEX = 1;
 export const META_HOPLIMIT = 2;
 export const META_FLAGS = 3;
+/** UDP slots reuse the ifindex and hop-limit entries for the source port and family. */
+export const META_PORT = 1;
+export const META_FAMILY = 2;
 
 const ADDON_FILE = join('build', 'Release', 'softwire.node');
 /** From src/native (tsx) the root is two levels up; from dist/softwire.js one; leave room for packaging. */

@@ -4,6 +4,9 @@
  *   - TUN devices (IFF_TUN | IFF_NO_PI): the agent's side of the softwire.
  *   - Raw ICMPv6 sockets bound to one interface: Router Solicitations and
  *     Advertisements must be sent with hop limit 255 and RS arrive on ff02::2.
+ *   - The tunnel's UDP socket with recvmmsg/sendmmsg: the data path sends a header
+ *     template plus a payload straight from the TUN ring, and writes decapsulated
+ *     packets to the TUN straight from the UDP ring (src/dataplane).
  *
  * Both are a "channel": a non-blocking fd watched by uv_poll on Node's own loop, so
  * a wake-up costs no thread-pool hop. A wake-up drains up to `batch` packets into a
@@ -41,7 +44,7 @@
 #define ADDR_STRIDE 32 /* [source address, destination address] for ICMPv6 */
 #define FLAG_TRUNCATED 1
 
-enum kind { KIND_TUN = 1, KIND_ICMP6 = 2 };
+enum kind { KIND_TUN = 1, KIND_ICMP6 = 2, KIND_UDP = 3 };
 
 /* Lets us refuse objects that merely look like our handles (napi_unwrap would not). */
 static const napi_type_tag channel_tag = {0x736f667477697265ULL, 0x6368616e6e656c31ULL};
@@ -64,6 +67,9 @@ typedef struct {
   uint8_t *ring;
   int32_t *meta;
   uint8_t *addrs;
+  /* UDP only: where the data fast path sends (set by JS, which owns the peer choice). */
+  struct sockaddr_storage peer;
+  socklen_t peer_len;
 } channel;
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -175,7 +181,8 @@ static channel *get_channel(napi_env env, napi_value v, int kind, bool need_open
       napi_check_object_type_tag(env, v, &channel_tag, &tagged) != napi_ok || !tagged ||
       napi_unwrap(env, v, (void **)&ch) != napi_ok || (kind && ch->kind != kind)) {
     char msg[128];
-    snprintf(msg, sizeof msg, "%s: expected a %s handle", op, kind == KIND_TUN ? "TUN" : kind ? "ICMPv6" : "softwire");
+    snprintf(msg, sizeof msg, "%s: expected a %s handle", op,
+             kind == KIND_TUN ? "TUN" : kind == KIND_UDP ? "UDP" : kind ? "ICMPv6" : "softwire");
     type_error(env, msg);
     return NULL;
   }
@@ -263,7 +270,7 @@ static napi_value new_channel(napi_env env, int kind, int fd, int ifindex, uint3
   NAPI(napi_create_buffer(env, (size_t)batch * slot, (void **)&ch->ring, &ring));
   NAPI(napi_create_arraybuffer(env, (size_t)batch * META_STRIDE * sizeof(int32_t), (void **)&ch->meta, &meta_ab));
   NAPI(napi_create_typedarray(env, napi_int32_array, (size_t)batch * META_STRIDE, meta_ab, 0, &meta));
-  NAPI(napi_create_buffer(env, kind == KIND_ICMP6 ? (size_t)batch * ADDR_STRIDE : 0, (void **)&ch->addrs, &addrs));
+  NAPI(napi_create_buffer(env, kind != KIND_TUN ? (size_t)batch * ADDR_STRIDE : 0, (void **)&ch->addrs, &addrs));
   NAPI(napi_create_int32(env, fd, &v_fd));
   NAPI(napi_create_int32(env, ifindex, &v_ifindex));
   NAPI(napi_create_uint32(env, batch, &v_batch));
@@ -280,7 +287,7 @@ static napi_value new_channel(napi_env env, int kind, int fd, int ifindex, uint3
   };
   NAPI(napi_define_properties(env, obj, sizeof props / sizeof props[0], props));
 
-  NAPI(napi_create_string_utf8(env, kind == KIND_TUN ? "softwire:tun" : "softwire:icmp6", NAPI_AUTO_LENGTH, &name));
+  NAPI(napi_create_string_utf8(env, kind == KIND_TUN ? "softwire:tun" : kind == KIND_UDP ? "softwire:udp" : "softwire:icmp6", NAPI_AUTO_LENGTH, &name));
   NAPI(napi_async_init(env, obj, name, &ch->async));
 
   uv_loop_t *loop;
@@ -361,13 +368,65 @@ static uint32_t read_icmp6(channel *ch, int *err) {
   return n;
 }
 
+/*
+ * UDP (the L2TP tunnel): one recvmmsg per wake-up. Slot metadata is
+ * [length, source port, source family (4|6), flags]; addrs holds the source address
+ * (IPv4 in its first 4 bytes). The JS side decides what is control and what is data.
+ */
+static uint32_t read_udp(channel *ch, int *err) {
+  enum { MAXB = 256 };
+  struct mmsghdr msgs[MAXB];
+  struct iovec iovs[MAXB];
+  struct sockaddr_storage from[MAXB];
+  uint32_t want = ch->batch < MAXB ? ch->batch : MAXB;
+  for (uint32_t i = 0; i < want; i++) {
+    iovs[i].iov_base = ch->ring + (size_t)i * ch->slot;
+    iovs[i].iov_len = ch->slot;
+    memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+    msgs[i].msg_hdr.msg_name = &from[i];
+    msgs[i].msg_hdr.msg_namelen = sizeof from[i];
+    msgs[i].msg_hdr.msg_iov = &iovs[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  int r;
+  do {
+    r = recvmmsg(ch->fd, msgs, want, MSG_DONTWAIT, NULL);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    /* ICMP errors (port unreachable) surface as ECONNREFUSED on a later read: not fatal. */
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNREFUSED && errno != EHOSTUNREACH &&
+        errno != ENETUNREACH)
+      *err = errno;
+    return 0;
+  }
+  for (int i = 0; i < r; i++) {
+    int32_t *m = slot_meta(ch, (uint32_t)i);
+    uint8_t *a = ch->addrs + (size_t)i * ADDR_STRIDE;
+    m[0] = (int32_t)msgs[i].msg_len;
+    m[3] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? FLAG_TRUNCATED : 0;
+    memset(a, 0, 16);
+    if (from[i].ss_family == AF_INET6) {
+      struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&from[i];
+      memcpy(a, &s6->sin6_addr, 16);
+      m[1] = ntohs(s6->sin6_port);
+      m[2] = 6;
+    } else {
+      struct sockaddr_in *s4 = (struct sockaddr_in *)&from[i];
+      memcpy(a, &s4->sin_addr, 4);
+      m[1] = ntohs(s4->sin_port);
+      m[2] = 4;
+    }
+  }
+  return (uint32_t)r;
+}
+
 static void dispatch(napi_env env, channel *ch, uint32_t n, int err) {
   napi_value cb, recv, argv[2], result;
   if (napi_get_reference_value(env, ch->on_read, &cb) != napi_ok || !cb) return;
   napi_get_global(env, &recv); /* make_callback needs an object receiver */
   napi_create_uint32(env, n, &argv[0]);
   if (err) {
-    argv[1] = sys_error(env, err, "%s read", ch->kind == KIND_TUN ? "TUN" : "ICMPv6");
+    argv[1] = sys_error(env, err, "%s read", ch->kind == KIND_TUN ? "TUN" : ch->kind == KIND_UDP ? "UDP" : "ICMPv6");
     /* A persistent error would wake us forever; JS decides whether to resume. */
     stop_reading(env, ch);
   } else {
@@ -394,7 +453,7 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   int err = status < 0 ? -status : 0;
   uint32_t n = 0;
-  if (!err) n = ch->kind == KIND_TUN ? read_tun(ch, &err) : read_icmp6(ch, &err);
+  if (!err) n = ch->kind == KIND_TUN ? read_tun(ch, &err) : ch->kind == KIND_UDP ? read_udp(ch, &err) : read_icmp6(ch, &err);
   if (n || err) dispatch(env, ch, n, err);
   napi_close_handle_scope(env, scope);
 }
@@ -688,6 +747,236 @@ static napi_value js_icmp6_filter(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+
+/* ---- UDP (L2TP tunnel) --------------------------------------------------------- */
+
+static bool get_sockaddr(napi_env env, napi_value addr, napi_value port, struct sockaddr_storage *ss, socklen_t *len,
+                         const char *op) {
+  char buf[INET6_ADDRSTRLEN + 1];
+  size_t n = 0;
+  uint32_t p = 0;
+  if (!get_string(env, addr, buf, sizeof buf, &n, "address must be a string")) return false;
+  if (!get_u32(env, port, 0, 65535, &p, "port must be 0..65535")) return false;
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+  if (n < sizeof buf && inet_pton(AF_INET, buf, &s4->sin_addr) == 1) {
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)p);
+    *len = sizeof *s4;
+    return true;
+  }
+  if (n < sizeof buf && inet_pton(AF_INET6, buf, &s6->sin6_addr) == 1) {
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)p);
+    *len = sizeof *s6;
+    return true;
+  }
+  THROW_SYS(env, EINVAL, "%s: '%s' is not an IP address", op, buf);
+  return false;
+}
+
+/* Large socket buffers absorb the bursts a batch makes; FORCE works as root past rmem_max. */
+static void grow_buffer(int fd, int opt_force, int opt, int bytes) {
+  if (setsockopt(fd, SOL_SOCKET, opt_force, &bytes, sizeof bytes) < 0) setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
+}
+
+/* udpOpen(bindAddress, port, batch, slotSize, bufferBytes): the family follows the bind address. */
+static napi_value js_udp_open(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  uint32_t batch, slot, bufbytes;
+  struct sockaddr_storage ss;
+  socklen_t sslen;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 5) return type_error(env, "udpOpen(bindAddress, port, batch, slotSize, bufferBytes)");
+  if (!get_sockaddr(env, argv[0], argv[1], &ss, &sslen, "udpOpen")) return NULL;
+  if (!get_u32(env, argv[2], 1, 256, &batch, "udpOpen: batch must be 1..256")) return NULL;
+  if (!get_u32(env, argv[3], 64, 65536, &slot, "udpOpen: slotSize must be 64..65536")) return NULL;
+  if (!get_u32(env, argv[4], 0, 1 << 28, &bufbytes, "udpOpen: bufferBytes out of range")) return NULL;
+  int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return THROW_SYS(env, errno, "udpOpen: socket");
+  if (bufbytes) {
+    grow_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, (int)bufbytes);
+    grow_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, (int)bufbytes);
+  }
+  if (bind(fd, (struct sockaddr *)&ss, sslen) < 0) {
+    int e = errno;
+    close(fd);
+    return THROW_SYS(env, e, "udpOpen: bind");
+  }
+  napi_value h = new_channel(env, KIND_UDP, fd, 0, batch, slot);
+  if (!h) return NULL;
+  struct sockaddr_storage local;
+  socklen_t ll = sizeof local;
+  char text[INET6_ADDRSTRLEN] = "";
+  uint32_t port = 0;
+  if (getsockname(fd, (struct sockaddr *)&local, &ll) == 0) {
+    if (local.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&local)->sin6_addr, text, sizeof text);
+      port = ntohs(((struct sockaddr_in6 *)&local)->sin6_port);
+    } else {
+      inet_ntop(AF_INET, &((struct sockaddr_in *)&local)->sin_addr, text, sizeof text);
+      port = ntohs(((struct sockaddr_in *)&local)->sin_port);
+    }
+  }
+  napi_value v_addr, v_port;
+  NAPI(napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &v_addr));
+  NAPI(napi_create_uint32(env, port, &v_port));
+  NAPI(napi_set_named_property(env, h, "localAddress", v_addr));
+  NAPI(napi_set_named_property(env, h, "localPort", v_port));
+  return h;
+}
+
+/* udpSetPeer(handle, address, port): the destination of udpSend and udpSendFrames. */
+static napi_value js_udp_set_peer(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_UDP, true, "udpSetPeer");
+  if (!ch) return NULL;
+  if (argc < 3) return type_error(env, "udpSetPeer(handle, address, port)");
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (!get_sockaddr(env, argv[1], argv[2], &ss, &len, "udpSetPeer")) return NULL;
+  ch->peer = ss;
+  ch->peer_len = len;
+  return NULL;
+}
+
+static int send_errno_ok(int e) {
+  /* A datagram lost to a full queue or an ICMP error is loss, which L2TP and TCP handle. */
+  return e == EAGAIN || e == EWOULDBLOCK || e == ENOBUFS || e == ECONNREFUSED || e == EHOSTUNREACH ||
+         e == ENETUNREACH || e == EMSGSIZE;
+}
+
+/* udpSend(handle, bytes) -> 1 sent, 0 dropped (full queue or transient error). */
+static napi_value js_udp_send(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], out;
+  const uint8_t *data;
+  size_t len;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_UDP, true, "udpSend");
+  if (!ch) return NULL;
+  if (argc < 2 || !get_bytes(env, argv[1], &data, &len)) return type_error(env, "udpSend: bytes must be a Uint8Array");
+  if (!ch->peer_len) return THROW_SYS(env, EDESTADDRREQ, "udpSend: no peer set");
+  int ok = 0;
+  for (;;) {
+    if (sendto(ch->fd, data, len, 0, (struct sockaddr *)&ch->peer, ch->peer_len) >= 0) {
+      ok = 1;
+      break;
+    }
+    if (errno == EINTR) continue;
+    if (send_errno_ok(errno)) break;
+    return THROW_SYS(env, errno, "udpSend(%zu bytes)", len);
+  }
+  NAPI(napi_create_uint32(env, (uint32_t)ok, &out));
+  return out;
+}
+
+#define DESC_STRIDE 3 /* [offset in source buffer, length, header index] */
+
+static bool get_desc(napi_env env, napi_value v, int32_t **desc, size_t *n) {
+  bool is_ta = false;
+  napi_typedarray_type type;
+  void *p = NULL;
+  if (napi_is_typedarray(env, v, &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, v, &type, n, &p, NULL, NULL) != napi_ok || type != napi_int32_array)
+    return false;
+  *desc = p;
+  return true;
+}
+
+/*
+ * udpSendFrames(handle, headers, headerLen, source, desc, count) -> datagrams sent.
+ * Datagram i is headers[desc[3i+2] * headerLen ...+headerLen] followed by
+ * source[desc[3i] ...+desc[3i+1]]: the L2TP+PPP header is a per-session template, the
+ * payload is sent from where it was read, so nothing is copied in JS. A full queue
+ * ends the batch early; the caller counts the rest as dropped.
+ */
+static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], out;
+  const uint8_t *hdrs, *src;
+  size_t hdrs_len, src_len, desc_len;
+  int32_t *desc;
+  uint32_t hlen, count;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_UDP, true, "udpSendFrames");
+  if (!ch) return NULL;
+  if (argc < 6 || !get_bytes(env, argv[1], &hdrs, &hdrs_len) || !get_bytes(env, argv[3], &src, &src_len) ||
+      !get_desc(env, argv[4], &desc, &desc_len))
+    return type_error(env, "udpSendFrames(handle, headers, headerLen, source, desc: Int32Array, count)");
+  if (!get_u32(env, argv[2], 1, 64, &hlen, "udpSendFrames: headerLen must be 1..64")) return NULL;
+  if (!get_u32(env, argv[5], 0, (uint32_t)(desc_len / DESC_STRIDE), &count, "udpSendFrames: count exceeds desc")) return NULL;
+  if (!ch->peer_len) return THROW_SYS(env, EDESTADDRREQ, "udpSendFrames: no peer set");
+  enum { MAXB = 256 };
+  struct mmsghdr msgs[MAXB];
+  struct iovec iovs[MAXB][2];
+  uint32_t done = 0;
+  while (done < count) {
+    uint32_t n = count - done < MAXB ? count - done : MAXB, built = 0;
+    for (uint32_t i = 0; i < n; i++) {
+      const int32_t *d = desc + (size_t)(done + i) * DESC_STRIDE;
+      if (d[0] < 0 || d[1] < 0 || (size_t)d[0] + (size_t)d[1] > src_len || d[2] < 0 ||
+          ((size_t)d[2] + 1) * hlen > hdrs_len)
+        return THROW_SYS(env, EINVAL, "udpSendFrames: descriptor %u out of bounds", done + i);
+      iovs[built][0].iov_base = (void *)(hdrs + (size_t)d[2] * hlen);
+      iovs[built][0].iov_len = hlen;
+      iovs[built][1].iov_base = (void *)(src + d[0]);
+      iovs[built][1].iov_len = (size_t)d[1];
+      memset(&msgs[built].msg_hdr, 0, sizeof msgs[built].msg_hdr);
+      msgs[built].msg_hdr.msg_name = &ch->peer;
+      msgs[built].msg_hdr.msg_namelen = ch->peer_len;
+      msgs[built].msg_hdr.msg_iov = iovs[built];
+      msgs[built].msg_hdr.msg_iovlen = 2;
+      built++;
+    }
+    int r = sendmmsg(ch->fd, msgs, built, MSG_DONTWAIT);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (send_errno_ok(errno)) break;
+      return THROW_SYS(env, errno, "udpSendFrames: sendmmsg");
+    }
+    done += (uint32_t)r;
+    if ((uint32_t)r < built) break;
+  }
+  NAPI(napi_create_uint32(env, done, &out));
+  return out;
+}
+
+/*
+ * tunWriteFrames(tun, source, desc, count) -> packets written. Packet i is
+ * source[desc[3i] ...+desc[3i+1]] (desc[3i+2] is ignored): the decapsulated IP packets
+ * are written from the UDP receive ring where they arrived.
+ */
+static napi_value js_tun_write_frames(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4], out;
+  const uint8_t *src;
+  size_t src_len, desc_len;
+  int32_t *desc;
+  uint32_t count, i;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_TUN, true, "tunWriteFrames");
+  if (!ch) return NULL;
+  if (argc < 4 || !get_bytes(env, argv[1], &src, &src_len) || !get_desc(env, argv[2], &desc, &desc_len))
+    return type_error(env, "tunWriteFrames(tun, source, desc: Int32Array, count)");
+  if (!get_u32(env, argv[3], 0, (uint32_t)(desc_len / DESC_STRIDE), &count, "tunWriteFrames: count exceeds desc")) return NULL;
+  for (i = 0; i < count; i++) {
+    const int32_t *d = desc + (size_t)i * DESC_STRIDE;
+    if (d[0] < 0 || d[1] < 0 || (size_t)d[0] + (size_t)d[1] > src_len)
+      return THROW_SYS(env, EINVAL, "tunWriteFrames: descriptor %u out of bounds", i);
+    int r = write_packet(ch->fd, src + d[0], (size_t)d[1]);
+    if (r == 0) break;
+    /* A packet the kernel refuses (EINVAL for garbage) is dropped, not fatal for the rest. */
+    if (r < 0 && r != -EINVAL) return THROW_SYS(env, -r, "tunWriteFrames: write");
+  }
+  NAPI(napi_create_uint32(env, i, &out));
+  return out;
+}
+
 /* ---- module -------------------------------------------------------------------- */
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -699,11 +988,14 @@ static napi_value init(napi_env env, napi_value exports) {
       {"readStop", js_read_stop},         {"setRef", js_set_ref},         {"close", js_close},
       {"write", js_write},                {"writeBatch", js_write_batch}, {"icmp6Send", js_icmp6_send},
       {"icmp6Membership", js_icmp6_membership}, {"icmp6Filter", js_icmp6_filter},
+      {"udpOpen", js_udp_open},           {"udpSetPeer", js_udp_set_peer}, {"udpSend", js_udp_send},
+      {"udpSendFrames", js_udp_send_frames}, {"tunWriteFrames", js_tun_write_frames},
   };
   static const struct {
     const char *name;
     int value;
-  } consts[] = {{"META_STRIDE", META_STRIDE}, {"ADDR_STRIDE", ADDR_STRIDE}, {"FLAG_TRUNCATED", FLAG_TRUNCATED}};
+  } consts[] = {{"META_STRIDE", META_STRIDE}, {"ADDR_STRIDE", ADDR_STRIDE}, {"FLAG_TRUNCATED", FLAG_TRUNCATED},
+                {"DESC_STRIDE", DESC_STRIDE}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     NAPI(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));

@@ -91,6 +91,14 @@ export class TunDevice extends NativeChannel<NativeTunHandle> {
     return this.native.write(this.handle, packet) === 1;
   }
 
+  /**
+   * Writes packets straight from `source` (e.g. a UDP receive ring): packet i is
+   * source[desc[3i] .. desc[3i] + desc[3i+1]]. Returns how many were taken (fewer only on EAGAIN).
+   */
+  writeFrames(source: Uint8Array, desc: Int32Array, count: number): number {
+    return this.native.tunWriteFrames(this.handle, source, desc, count);
+  }
+
   /** Sends packets in order; returns how many were taken (fewer than given only on EAGAIN). */
   writeBatch(packets: readonly Uint8Array[]): number {
     return this.native.writeBatch(this.handle, packets);

@@ -206,6 +206,11 @@ export class PppLink {
     return frame;
   }
 
+  /** Whether IPv6 (0x0057) or IPv4 (0x0021) data may flow now: for a data fast path that frames packets itself. */
+  canCarry(protocol: number): boolean {
+    return this.dataBlocked(protocol) === undefined;
+  }
+
   status(): LinkStatus {
     const lcp = this.lcpHandler.negotiated;
     const v6Open = this.ncps.ipv6cp.fsm.state === 'Opened';

@@ -1,0 +1,168 @@
+import { isIP } from 'node:net';
+import { META_FAMILY, META_FLAGS, META_LENGTH, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../native/addon';
+import { parseAddress } from '../ipv6/address';
+import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../agent/transport';
+
+/**
+ * The tunnel's UDP socket owned by the native addon: recvmmsg into a reused ring on
+ * receive, sendmmsg of header template + payload on send. It keeps UdpTransport's
+ * contract (the L2TP core sees every control datagram unchanged, as a Buffer of its
+ * own, with the same source key; foreign sources are dropped here) and adds a data
+ * sink: the dataplane may take data datagrams in place before they would be copied.
+ */
+
+/** What the agent's Connection needs from the tunnel's UDP edge; UdpTransport and NativeUdpTransport both fit. */
+export interface DatagramTransport {
+  readonly drops: Record<string, number>;
+  readonly remote: Endpoint;
+  readonly local: Endpoint;
+  onDatagram(h: DatagramHandler): void;
+  retarget(from: string): void;
+  send(bytes: Uint8Array): void;
+  close(): void;
+}
+
+/** The receiving half of the data fast path (the Dataplane). */
+export interface DatagramSink {
+  /** A wake-up starts: refresh per-batch state. */
+  begin(): void;
+  /** Takes a data datagram at buf[off..off+len) in place; false leaves it to the protocol cores. */
+  take(buf: Buffer, off: number, len: number): boolean;
+  /** Writes out what was taken; called before a datagram goes to the cores (keeps order) and at the end. */
+  flush(buf: Buffer): void;
+}
+
+/** Receive slots per wake-up; the C side caps recvmmsg at 256. */
+const BATCH = 64;
+/** A slot takes any datagram a 9000-byte path could carry. */
+const SLOT = 9216;
+const SOCKET_BUFFER = 4 << 20;
+
+export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implements DatagramTransport {
+  readonly drops: Record<string, number> = {};
+  private handler: DatagramHandler = () => {};
+  private sink: DatagramSink | null = null;
+  private peer: Endpoint;
+  /** The SC's address as bytes, compared in place against each datagram's source. */
+  private readonly scBytes: Buffer;
+  private readonly scFamily: number;
+  private lastPort = -1;
+  private lastKey = '';
+
+  private constructor(
+    handle: NativeUdpHandle,
+    readonly sc: Endpoint,
+  ) {
+    super(addon(), handle);
+    this.peer = { ...sc };
+    this.scFamily = isIP(sc.address);
+    this.scBytes = addressBytes(sc.address);
+    this.native.udpSetPeer(handle, sc.address, sc.port);
+    this.listen((count) => this.onSlots(count));
+  }
+
+  /** Opens a socket for `sc`, bound to `localAddress` (any if omitted) and an ephemeral port. */
+  static async open(sc: Endpoint, localAddress?: string): Promise<NativeUdpTransport> {
+    const family = isIP(sc.address);
+    if (family === 0) throw new Error(`SC address "${sc.address}" is not an IP address`);
+    const bindTo = localAddress ?? (family === 6 ? '::' : '0.0.0.0');
+    return new NativeUdpTransport(addon().udpOpen(bindTo, 0, BATCH, SLOT, SOCKET_BUFFER), sc);
+  }
+
+  private count(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+
+  private onSlots(count: number): void {
+    const { ring, meta, addrs, slotSize } = this.handle;
+    const stride = this.native.META_STRIDE;
+    const sink = this.sink;
+    sink?.begin();
+    for (let slot = 0; slot < count && !this.closed; slot++) {
+      const m = slot * stride;
+      if (meta[m + META_FLAGS]! !== 0) {
+        this.count('truncated');
+        continue;
+      }
+      if (meta[m + META_FAMILY] !== this.scFamily || !this.fromSc(addrs, slot * 32)) {
+        this.count('foreign-source');
+        continue;
+      }
+      const off = slot * slotSize;
+      const len = meta[m + META_LENGTH]!;
+      if (sink) {
+        if (sink.take(ring, off, len)) continue;
+        sink.flush(ring);
+      }
+      this.handler(Buffer.from(ring.subarray(off, off + len)), this.sourceKey(meta[m + META_PORT]!));
+    }
+    sink?.flush(ring);
+  }
+
+  private fromSc(addrs: Buffer, at: number): boolean {
+    const b = this.scBytes;
+    for (let i = 0; i < b.length; i++) if (addrs[at + i] !== b[i]) return false;
+    return true;
+  }
+
+  /** The same key UdpTransport gives; the string is reused while the port stays. */
+  private sourceKey(port: number): string {
+    if (port !== this.lastPort) {
+      this.lastPort = port;
+      this.lastKey = endpointKey({ address: this.sc.address, port });
+    }
+    return this.lastKey;
+  }
+
+  onDatagram(h: DatagramHandler): void {
+    this.handler = h;
+  }
+
+  /** Installs (or with null removes) the data fast path's receiver. */
+  setSink(sink: DatagramSink | null): void {
+    this.sink = sink;
+  }
+
+  retarget(from: string): void {
+    const e = parseEndpointKey(from);
+    if (e.address !== this.sc.address || this.closed) return;
+    this.peer = e;
+    this.native.udpSetPeer(this.handle, e.address, e.port);
+  }
+
+  get remote(): Endpoint {
+    return this.peer;
+  }
+
+  get local(): Endpoint {
+    return { address: this.handle.localAddress, port: this.handle.localPort };
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.closed) return;
+    if (this.native.udpSend(this.handle, bytes) !== 1) this.count('send-dropped');
+  }
+
+  /** sendmmsg of header templates + payloads (see SoftwireAddon.udpSendFrames); 0 once closed. */
+  sendFrames(headers: Uint8Array, headerLen: number, source: Uint8Array, desc: Int32Array, count: number): number {
+    if (this.closed || count === 0) return 0;
+    return this.native.udpSendFrames(this.handle, headers, headerLen, source, desc, count);
+  }
+}
+
+function addressBytes(address: string): Buffer {
+  return isIP(address) === 4 ? Buffer.from(address.split('.').map(Number)) : Buffer.from(parseAddress(address));
+}
+
+/**
+ * The transport the agent should use: the native one, or Node's dgram one when the
+ * addon cannot be loaded (the control plane still works; the data path is slower).
+ */
+export async function openDataTransport(sc: Endpoint, localAddress?: string): Promise<DatagramTransport> {
+  try {
+    addon();
+  } catch {
+    return UdpTransport.open(sc, localAddress);
+  }
+  return NativeUdpTransport.open(sc, localAddress);
+}
