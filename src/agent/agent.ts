@@ -14,7 +14,8 @@ import { Connection, type ConnectionEvent, type DownInfo, OVERHEAD_IPV4, OVERHEA
 import { ControlServer, type ControlReply, type ControlRequest } from './control';
 import { Installer, type InstallerHooks } from './installer';
 import { type AgentState, type Status, emptyStatus } from './status';
-import { type Endpoint, UdpTransport, sourceAddressFor } from './transport';
+import { openDataTransport } from '../dataplane/udp';
+import { type Endpoint, sourceAddressFor } from './transport';
 
 /**
  * The agent's lifecycle: dial, keep the softwire up, and when any layer fails,
@@ -302,7 +303,7 @@ export class Agent {
   }
 
   private async dialUdp(r: DialRequest): Promise<ConnectionLike> {
-    const transport = await UdpTransport.open(r.sc, r.local);
+    const transport = await openDataTransport(r.sc, r.local);
     return new Connection(r.sc, {
       config: this.d.config,
       secrets: this.d.secrets,
@@ -357,7 +358,7 @@ export class Agent {
       this.d.netlink,
       this.d.sysctl,
       installerLog,
-      { routeMetric: c.routeMetric, ipv4DefaultRoute: c.ncp !== 'ipv6' || c.ipv4DefaultRoute },
+      { routeMetric: c.routeMetric, ipv4DefaultRoute: c.ncp !== 'ipv6' || c.ipv4DefaultRoute, scAddress: sc.address },
       this.hooks(),
     );
     let live = true;

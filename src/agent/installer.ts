@@ -1,6 +1,6 @@
 import type { Logger } from '../log';
 import type { Netlink } from '../platform/netlink';
-import { INFINITY_LIFETIME } from '../platform/netlink';
+import { INFINITY_LIFETIME, RT_TABLE_MAIN } from '../platform/netlink';
 import type { Sysctl } from '../platform/sysctl';
 import type { LanStatus, Status } from './status';
 
@@ -35,6 +35,8 @@ export interface InstallerHooks {
 
 export interface InstallerOptions {
   routeMetric: number;
+  /** The SC's address: IPv4 routed into the softwire must not capture the tunnel's own packets. */
+  scAddress?: string;
   /** Route IPv4 through the softwire (IPCP carries traffic). */
   ipv4DefaultRoute: boolean;
 }
@@ -55,6 +57,7 @@ export class Installer {
   private lease: (PrefixLease & { at: number }) | null = null;
   private globalAddress: string | null = null;
   private defaultRoute = false;
+  private scPin: { destination: string; link: number; metric: number } | null = null;
   readonly errors: Record<string, number> = {};
 
   constructor(
@@ -167,9 +170,39 @@ export class Installer {
     if (!tun) return;
     this.addresses.set(address, { plen: 32, sources: new Set(['ipcp']) });
     this.enqueue('ipv4-address', () => this.nl.addAddress({ link: tun, address, prefixLength: 32, replace: true }));
-    if (peer) this.route('peer4', `${peer}/32`, true);
-    if (this.opts.ipv4DefaultRoute) this.route('default4', '0.0.0.0/0', true);
+    // l2tpns gives its own tunnel address as the IPCP peer: a host route to it via the TUN
+    // would send the tunnel into itself. The default route covers the peer anyway.
+    if (peer && peer !== this.opts.scAddress) this.route('peer4', `${peer}/32`, true);
+    if (this.opts.ipv4DefaultRoute) {
+      this.pinScRoute();
+      this.route('default4', '0.0.0.0/0', true);
+    }
     this.dns('ipcp', dns, []);
+  }
+
+  /** Pins a /32 to the SC along the WAN route that reaches it now, before IPv4 default goes into the TUN. */
+  private pinScRoute(): void {
+    const sc = this.opts.scAddress;
+    if (!sc || !/^\d+\.\d+\.\d+\.\d+$/.test(sc) || this.scPin) return;
+    this.enqueue('sc-route', async () => {
+      const tunIndex = this.tun ? await this.nl.linkIndex(this.tun).catch(() => -1) : -1;
+      const routes = await this.nl.listRoutes({ family: 4, table: RT_TABLE_MAIN });
+      let best: (typeof routes)[number] | undefined;
+      let bestLen = -1;
+      for (const r of routes) {
+        const [net, len] = r.destination.split('/');
+        const plen = Number(len);
+        if (r.type !== 'unicast' || r.ifindex === undefined || r.ifindex === tunIndex || !ipv4Contains(net!, plen, sc)) continue;
+        if (plen > bestLen || (plen === bestLen && best && r.metric < best.metric)) {
+          best = r;
+          bestLen = plen;
+        }
+      }
+      if (!best || bestLen === 32) return;
+      const pin = { destination: `${sc}/32`, link: best.ifindex!, metric: best.metric };
+      await this.nl.addRoute({ ...pin, gateway: best.gateway, replace: true });
+      this.scPin = pin;
+    });
   }
 
   dns(source: DnsSource, servers: string[], domains: string[]): void {
@@ -237,8 +270,23 @@ export class Installer {
       const hook = this.hooks.onDns;
       if (hook) this.enqueue('dns-clear', async () => hook({ servers: [], domains: [] }));
     }
+    const pin = this.scPin;
+    if (pin) {
+      this.scPin = null;
+      this.enqueue('sc-route-remove', () => this.nl.deleteRoute(pin), { goneIsDone: true });
+    }
     this.defaultRoute = false;
     this.globalAddress = null;
     await this.settled();
   }
+}
+
+function ipv4ToInt(a: string): number {
+  return a.split('.').reduce((n, o) => ((n << 8) | Number(o)) >>> 0, 0);
+}
+
+function ipv4Contains(net: string, plen: number, addr: string): boolean {
+  if (!(plen >= 0 && plen <= 32)) return false;
+  const mask = plen === 0 ? 0 : (0xffffffff << (32 - plen)) >>> 0;
+  return ((ipv4ToInt(net) & mask) >>> 0) === ((ipv4ToInt(addr) & mask) >>> 0);
 }
