@@ -6,6 +6,7 @@ import { controlRequest } from '../agent/control';
 import type { Status } from '../agent/status';
 import { formatStatus } from '../cli/format-status';
 import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from './l2tpns';
+import { onLines } from './lines';
 import { link, waitFor } from './netns';
 import { scLayout } from './topology';
 
@@ -81,21 +82,12 @@ export async function runDemo(o: DemoOptions): Promise<number> {
     ];
     say(`[3/5] starting the agent: softwire ${args.slice(pre.length).join(' ')}`);
     agent = lay.cpe.spawn(exe!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let buf = '';
-    agent.stdout!.setEncoding('utf8');
-    agent.stdout!.on('data', (d: string) => {
-      buf += d;
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          const j = JSON.parse(line) as { layer?: string; msg: string; level: number };
-          if (j.layer || j.level >= 40) say(`      ${j.layer ?? 'agent'}: ${j.msg}`);
-        } catch {
-          say(`      ${line}`);
-        }
-        nl = buf.indexOf('\n');
+    onLines(agent.stdout!, (line) => {
+      try {
+        const j = JSON.parse(line) as { layer?: string; msg: string; level: number };
+        if (j.layer || j.level >= 40) say(`      ${j.layer ?? 'agent'}: ${j.msg}`);
+      } catch {
+        say(`      ${line}`);
       }
     });
 

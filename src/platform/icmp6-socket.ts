@@ -1,4 +1,5 @@
 import { META_FLAGS, META_HOPLIMIT, META_IFINDEX, META_LENGTH, NativeChannel, type NativeHandle, addon } from '../native/addon';
+import { formatAddress } from '../ipv6/address';
 
 export interface Icmp6Options {
   /** Messages read per wake-up at most (default 8). */
@@ -103,26 +104,7 @@ export class Icmp6Socket extends NativeChannel<NativeHandle> {
   }
 }
 
-/** RFC 5952 text form of the 16 bytes at `off` (lower case, longest zero run as ::). */
+/** RFC 5952 text form of the 16 bytes at `off` (one formatter for the project: src/ipv6/address.ts). */
 export function formatIpv6(b: Uint8Array, off = 0): string {
-  const groups: number[] = [];
-  for (let i = 0; i < 8; i++) groups.push((b[off + 2 * i]! << 8) | b[off + 2 * i + 1]!);
-  let bestAt = -1;
-  let bestLen = 1; // a single zero group is not compressed
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (g: number[]) => g.map((g) => g.toString(16)).join(':');
-  if (bestAt < 0) return hex(groups);
-  return `${hex(groups.slice(0, bestAt))}::${hex(groups.slice(bestAt + bestLen))}`;
+  return formatAddress(b.subarray(off, off + 16));
 }

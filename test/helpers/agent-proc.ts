@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { controlRequest } from '../../src/agent/control';
 import type { AgentState, Status } from '../../src/agent/status';
+import { onLines } from '../../src/lab/lines';
 import type { Netns } from '../../src/lab/netns';
 
 /**
@@ -29,20 +30,11 @@ export class AgentProc {
     readonly socket: string,
     readonly dir: string,
   ) {
-    let buf = '';
-    proc.stdout!.setEncoding('utf8');
-    proc.stdout!.on('data', (d: string) => {
-      buf += d;
-      let nl = buf.indexOf('\n');
-      while (nl >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        try {
-          this.lines.push(JSON.parse(line) as LogLine);
-        } catch {
-          this.lines.push({ level: 0, msg: line });
-        }
-        nl = buf.indexOf('\n');
+    onLines(proc.stdout!, (line) => {
+      try {
+        this.lines.push(JSON.parse(line) as LogLine);
+      } catch {
+        this.lines.push({ level: 0, msg: line });
       }
     });
     proc.stderr!.setEncoding('utf8');

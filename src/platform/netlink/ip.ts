@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import { formatAddress } from '../../ipv6/address';
 
 /**
  * Text <-> bytes for the addresses that rtnetlink carries as raw attributes.
@@ -70,25 +71,7 @@ export function formatIp(bytes: Uint8Array): string {
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return `::ffff:${Array.from(b.subarray(12)).join('.')}`;
   }
-  // Longest run of two or more zero groups (the first on a tie) becomes "::".
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return formatAddress(bytes);
 }
 
 /**
