@@ -8,7 +8,9 @@
  * All values are milliseconds; 0 for MRT, MRC or MRD means "no limit".
  */
 
-export type Rng = () => number;
+import type { Rng } from '../util/random';
+
+export type { Rng };
 
 export interface RetransParams {
   irt: number;
