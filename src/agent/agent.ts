@@ -448,12 +448,16 @@ export class Agent {
    * address): once the WAN offers a route again, dial now rather than sit out
    * the rest of the backoff. Other failures keep their backoff.
    */
-  private async checkWanWhileWaiting(): Promise<void> {
+  private async checkWanWhileWaiting(tries = 0): Promise<void> {
     const info = this.retryAfter;
     if (!info || (info.layer !== 'transport' && info.layer !== 'wan') || this.lastEndpoints.length === 0) return;
     const sc = this.lastEndpoints[this.scIndex % this.lastEndpoints.length]!;
     const now = await this.sourceAddress(sc).catch(() => null);
-    if (now && this.retryAfter === info) this.signal({ kind: 'reconnect', why: `WAN has a route to ${sc.address} again (from ${now})` });
+    if (this.retryAfter !== info) return;
+    if (now) this.signal({ kind: 'reconnect', why: `WAN has a route to ${sc.address} again (from ${now})` });
+    // The kernel adds the connected route a moment after the link event (and we do not
+    // watch route events): look again shortly before giving up on this event.
+    else if (tries < 4) this.sched.set('agent:wan-recheck', 250 * (tries + 1), () => void this.checkWanWhileWaiting(tries + 1));
   }
 
   status(): Status {
@@ -571,6 +575,7 @@ export class Agent {
         }
       }
       this.sched.clear('agent:wan-check');
+      this.sched.clear('agent:wan-recheck');
       // Pending waits end unanswered rather than keep the process alive on their timers.
       for (const w of [...this.waiters]) w.done(this.stateNow === w.state);
       this.unsubscribe?.();
