@@ -5,13 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { applyTimer } from '../../src/core/scheduler';
-import { Automaton, type AutomatonOutput } from '../../src/ppp/automaton';
+import { Automaton } from '../../src/ppp/automaton';
 import {
   CODE,
-  type ControlPacket,
   decodeOptions,
-  decodePacket,
   encodeOptions,
   encodePacket,
   opt,
@@ -20,51 +17,10 @@ import {
   u32,
 } from '../../src/ppp/frame';
 import { LcpHandler } from '../../src/ppp/lcp';
-import { FakeClock } from '../helpers/fake-clock';
-
-function seqRandom(seed = 1) {
-  let x = seed;
-  return (n: number) => {
-    const b = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      b[i] = (x >>> 16) & 0xff;
-    }
-    return b;
-  };
-}
-
-/** Wires one automaton to a FakeClock and records what it sends and signals. */
-class Rig {
-  readonly clock = new FakeClock();
-  readonly sent: ControlPacket[] = [];
-  readonly events: AutomatonOutput[] = [];
-  constructor(readonly fsm: Automaton) {}
-  take(outs: AutomatonOutput[]): void {
-    for (const o of outs) {
-      if (o.type === 'send') this.sent.push(decodePacket(o.bytes));
-      else if (o.type === 'timer-start' || o.type === 'timer-stop')
-        applyTimer(this.clock, 'x', o, () => this.take(this.fsm.timeout()));
-      else this.events.push(o);
-    }
-  }
-  start() {
-    this.take(this.fsm.open());
-    this.take(this.fsm.up());
-  }
-  rx(code: number, id: number, data: Buffer = Buffer.alloc(0)) {
-    this.take(this.fsm.receive(encodePacket(code, id, data)));
-  }
-  last(): ControlPacket {
-    return this.sent[this.sent.length - 1]!;
-  }
-  signals(type: string) {
-    return this.events.filter((e) => e.type === type);
-  }
-}
+import { AutomatonRig, seqRandom } from '../helpers/ppp';
 
 const lcpRig = (mru = 1400, cfg = {}) =>
-  new Rig(new Automaton('lcp', PROTO.LCP, new LcpHandler({ mru, randomBytes: seqRandom() }), cfg));
+  new AutomatonRig(new Automaton('lcp', PROTO.LCP, new LcpHandler({ mru, randomBytes: seqRandom(1) }), cfg));
 
 test('lost Configure-Requests are retransmitted every 3 s with the same Identifier, then Max-Configure ends it', () => {
   const r = lcpRig();
@@ -192,7 +148,7 @@ test('unknown codes get a Code-Reject carrying the packet; a Code-Reject of Conf
   assert.match((r.signals('finished')[0] as { reason: string }).reason, /Code-Rejected code 1/);
 });
 
-async function opened(r: Rig) {
+async function opened(r: AutomatonRig) {
   r.start();
   const req = r.sent[0]!;
   r.rx(CODE.CONF_ACK, req.id, req.data);

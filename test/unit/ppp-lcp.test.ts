@@ -1,56 +1,26 @@
 /** LCP option policy, including the exact ConfReq l2tpns sends. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Automaton, type AutomatonOutput } from '../../src/ppp/automaton';
+import { Automaton } from '../../src/ppp/automaton';
 import {
   CODE,
-  type ControlPacket,
   decodeOptions,
   decodePacket,
   encodeOptions,
-  encodePacket,
   opt,
   PROTO,
   u16,
   u32,
 } from '../../src/ppp/frame';
 import { buildProtocolReject, LcpHandler, type LcpConfig } from '../../src/ppp/lcp';
-
-function seqRandom(seed = 7) {
-  let x = seed;
-  return (n: number) => {
-    const b = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      b[i] = (x >>> 16) & 0xff;
-    }
-    return b;
-  };
-}
+import { AutomatonRig, seqRandom } from '../helpers/ppp';
 
 const creds = { username: 'cpe1', password: 'secret1' };
 
 function lcp(cfg: Partial<LcpConfig> = {}) {
-  const h = new LcpHandler({ randomBytes: seqRandom(), ...cfg });
-  const fsm = new Automaton('lcp', PROTO.LCP, h);
-  const sent: ControlPacket[] = [];
-  const events: AutomatonOutput[] = [];
-  const take = (outs: AutomatonOutput[]) => {
-    for (const o of outs) {
-      if (o.type === 'send') sent.push(decodePacket(o.bytes));
-      else events.push(o);
-    }
-  };
-  take(fsm.open());
-  take(fsm.up());
-  return {
-    h,
-    fsm,
-    sent,
-    events,
-    take,
-    rx: (code: number, id: number, data: Buffer) => take(fsm.receive(encodePacket(code, id, data))),
-  };
+  const h = new LcpHandler({ randomBytes: seqRandom(7), ...cfg });
+  const r = new AutomatonRig(new Automaton('lcp', PROTO.LCP, h)).start();
+  return { h, fsm: r.fsm, sent: r.sent, events: r.events, take: r.take, rx: r.rx };
 }
 
 // What l2tpns sends first: MRU=1462 Auth=CHAP/MD5 Magic MRRU=1614 EndpointDisc class 2 (IP 198.51.100.1).

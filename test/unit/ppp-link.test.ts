@@ -24,18 +24,7 @@ import {
 import { ipv4ToBuffer } from '../../src/ppp/ipcp';
 import { type LinkAction, type LinkConfig, PppLink } from '../../src/ppp/link';
 import { FakeClock } from '../helpers/fake-clock';
-
-function seqRandom(seed = 11) {
-  let x = seed;
-  return (n: number) => {
-    const b = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      b[i] = (x >>> 16) & 0xff;
-    }
-    return b;
-  };
-}
+import { seqRandom } from '../helpers/ppp';
 
 interface PeerOptions {
   secret?: string;
@@ -163,7 +152,7 @@ const creds = { username: 'cpe1', password: 'secret1' };
 /** Runs link and peer on one fake clock, delivering frames in order. */
 function world(peer: L2tpnsPeer, cfg: Partial<LinkConfig> = {}) {
   const clock = new FakeClock();
-  const link = new PppLink({ randomBytes: seqRandom(), credentials: creds, mru: 1460, ...cfg });
+  const link = new PppLink({ randomBytes: seqRandom(11), credentials: creds, mru: 1460, ...cfg });
   const events: LinkAction[] = [];
   let cut = false; // simulates a dead SC
   const take = (acts: LinkAction[]) => {

@@ -1,51 +1,25 @@
 /** IPV6CP (RFC 5072, RFC 5571 8.1.1) and IPCP (RFC 1332, RFC 1877) negotiation. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Automaton, type AutomatonOutput } from '../../src/ppp/automaton';
+import { Automaton } from '../../src/ppp/automaton';
 import {
   CODE,
-  type ControlPacket,
   decodeOptions,
-  decodePacket,
   encodeOptions,
-  encodePacket,
   opt,
   PROTO,
 } from '../../src/ppp/frame';
 import { IpcpHandler, ipv4ToBuffer } from '../../src/ppp/ipcp';
 import { formatIid, Ipv6cpHandler } from '../../src/ppp/ipv6cp';
+import { AutomatonRig, seqRandom } from '../helpers/ppp';
 
-function seqRandom(seed = 3) {
-  let x = seed;
-  return (n: number) => {
-    const b = Buffer.alloc(n);
-    for (let i = 0; i < n; i++) {
-      x = (x * 1103515245 + 12345) >>> 0;
-      b[i] = (x >>> 16) & 0xff;
-    }
-    return b;
-  };
-}
-
-function rig(fsm: Automaton) {
-  const sent: ControlPacket[] = [];
-  const events: AutomatonOutput[] = [];
-  const take = (outs: AutomatonOutput[]) => {
-    for (const o of outs) {
-      if (o.type === 'send') sent.push(decodePacket(o.bytes));
-      else events.push(o);
-    }
-  };
-  take(fsm.open());
-  take(fsm.up());
-  return { sent, events, take, rx: (code: number, id: number, data: Buffer) => take(fsm.receive(encodePacket(code, id, data))) };
-}
+const rig = (fsm: Automaton) => new AutomatonRig(fsm).start();
 
 const iid = (hex: string) => Buffer.from(hex, 'hex');
 const LNS_IID = iid('0000000000000001');
 
 test('IPV6CP: the SC Naks our IID to <IPv4>:0:0 and we take it; peer ::1 is Acked', () => {
-  const h = new Ipv6cpHandler({ randomBytes: seqRandom() });
+  const h = new Ipv6cpHandler({ randomBytes: seqRandom(3) });
   const fsm = new Automaton('ipv6cp', PROTO.IPV6CP, h);
   const r = rig(fsm);
   const req1 = r.sent[0]!;
@@ -66,7 +40,7 @@ test('IPV6CP: the SC Naks our IID to <IPv4>:0:0 and we take it; peer ::1 is Acke
 });
 
 test('IPV6CP: identical IIDs (RFC 5072 4.1): Nak the peer with a different one and pick a new one ourselves', () => {
-  const h = new Ipv6cpHandler({ randomBytes: seqRandom() });
+  const h = new Ipv6cpHandler({ randomBytes: seqRandom(3) });
   const fsm = new Automaton('ipv6cp', PROTO.IPV6CP, h);
   const r = rig(fsm);
   const mine = decodeOptions(r.sent[0]!.data)[0]!.data;
@@ -84,7 +58,7 @@ test('IPV6CP: identical IIDs (RFC 5072 4.1): Nak the peer with a different one a
 });
 
 test('IPV6CP: zero IID from the peer gets a suggestion; compression rejected; configured IID is sent', () => {
-  const h = new Ipv6cpHandler({ randomBytes: seqRandom(), iid: iid('0200000000000abc') });
+  const h = new Ipv6cpHandler({ randomBytes: seqRandom(3), iid: iid('0200000000000abc') });
   const fsm = new Automaton('ipv6cp', PROTO.IPV6CP, h);
   const r = rig(fsm);
   assert.deepEqual(decodeOptions(r.sent[0]!.data)[0]!.data, iid('0200000000000abc'));
