@@ -75,6 +75,8 @@ stage() {
   put 0755 "$netlink_node" "$lib/$nl/$netlink_rel"
   for f in package.json LICENSE index.js node-gyp-build.js; do put 0644 "$ngb/$f" "$lib/$ngb/$f"; done
   put 0755 openwrt/files/softwire.init "$dest/etc/init.d/softwire"
+  # Read by procd's ujail when the service runs unprivileged (see softwire.init).
+  put 0644 openwrt/files/softwire.capabilities.json "$dest/etc/capabilities/softwire.json"
   # May hold a password.
   put 0600 openwrt/files/softwire.config "$dest/etc/config/softwire"
   put 0755 openwrt/files/softwire.proto "$dest/lib/netifd/proto/softwire.sh"
@@ -140,6 +142,7 @@ SourceDateEpoch: $SOURCE_DATE_EPOCH
 Architecture: $ARCH
 Installed-Size: $installed_size
 Maintainer: softwire maintainers
+Require-User: softwire=5571:softwire=5571
 Description: $description
  Dials an L2TPv2 Softwire Concentrator, runs PPP over it and provisions IPv6
  (address, delegated prefix, DNS) or IPv4. Runs as a procd service
@@ -150,6 +153,11 @@ cat >"$work/control/postinst" <<'EOF'
 #!/bin/sh
 # Only on a live system, not when an image is assembled into $IPKG_INSTROOT.
 [ -z "$IPKG_INSTROOT" ] || exit 0
+# The unprivileged service user (Require-User above), as OpenWrt's default_postinst makes it.
+if [ -s /lib/functions.sh ]; then
+	. /lib/functions.sh
+	command -v add_group_and_user >/dev/null && add_group_and_user softwire
+fi
 /etc/init.d/softwire enable
 /etc/init.d/softwire start
 echo "softwire: restart netifd (/etc/init.d/network restart) to use proto 'softwire' interfaces"

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { type Secrets, parseScAddress } from '../config/load';
+import { type Secrets, explicitKeys, parseScAddress } from '../config/load';
 import type { Config } from '../config/schema';
 import { RealScheduler, type Scheduler } from '../core/scheduler';
 import type { Prefix } from '../ipv6/packet';
@@ -13,8 +13,10 @@ import { Backoff } from './backoff';
 import { Connection, type ConnectionEvent, type DownInfo, OVERHEAD_IPV4, OVERHEAD_IPV6, type TunLike } from './connection';
 import { ControlServer, type ControlReply, type ControlRequest } from './control';
 import { Installer, type InstallerHooks } from './installer';
-import { type AgentState, type Status, emptyStatus } from './status';
+import { type EffectiveKeepalive, effectiveKeepalive } from './keepalive';
+import { type AgentState, type KeepaliveStatus, type Status, emptyStatus } from './status';
 import { openDataTransport } from '../dataplane/udp';
+import { Nat44 } from '../ipv4/nat44';
 import { type Endpoint, sourceAddressFor } from './transport';
 
 /**
@@ -43,6 +45,8 @@ export interface DialRequest {
   previousPrefix?: Prefix;
   log: Logger;
   emit: (ev: ConnectionEvent) => void;
+  /** HELLO/Echo timers for this dial: the configured ones, or NAT-safe ones when the local address is private/shared. */
+  keepalive: EffectiveKeepalive;
 }
 
 export interface AgentDeps {
@@ -113,6 +117,13 @@ export class Agent {
   private stopped: Promise<void> | null = null;
   private notifyRunning = false;
   private notifyPending = false;
+  /**
+   * While an attempt is torn down its addresses, prefix and DNS disappear one by one
+   * while the state still reads "up"; a receiver such as netifd must not be told that
+   * half-removed picture. The state change after the teardown notifies instead.
+   */
+  private tearingDown = false;
+  private keepalive: KeepaliveStatus | null = null;
 
   constructor(private d: AgentDeps) {
     this.log = d.log;
@@ -145,7 +156,7 @@ export class Agent {
    */
   notify(): void {
     const cmd = this.d.config.notifyCommand;
-    if (!cmd) return;
+    if (!cmd || this.tearingDown) return;
     if (this.notifyRunning) {
       this.notifyPending = true;
       return;
@@ -215,7 +226,8 @@ export class Agent {
       // A rejected login or tunnel secret will not fix itself: wait at least the cap/4 so we do not hammer the SC.
       if (info.permanent) delay = Math.max(delay, (this.d.config.reconnectCap * 1000) / 4);
       this.setState('connecting');
-      this.progress('agent', `${info.layer} down: ${info.reason}; retrying in ${(delay / 1000).toFixed(1)} s`);
+      const why = info.permanent ? ' (the SC\'s answer will not change by itself: waiting at least a quarter of the reconnect cap)' : '';
+      this.progress('agent', `${info.layer} down: ${info.reason}; retrying in ${(delay / 1000).toFixed(1)} s${why}`);
       this.retryAfter = info;
       const o = await this.waitOutcome(delay);
       this.retryAfter = null;
@@ -305,7 +317,7 @@ export class Agent {
   private async dialUdp(r: DialRequest): Promise<ConnectionLike> {
     const transport = await openDataTransport(r.sc, r.local);
     return new Connection(r.sc, {
-      config: this.d.config,
+      config: { ...this.d.config, helloInterval: r.keepalive.helloInterval, lcpEchoInterval: r.keepalive.lcpEchoInterval },
       secrets: this.d.secrets,
       log: r.log,
       scheduler: new RealScheduler(),
@@ -351,6 +363,7 @@ export class Agent {
     }
     const mtu = this.mtuFor(sc, await this.wanMtu(local));
     const c = this.d.config;
+    const keepalive = this.keepaliveFor(local);
     const installerLog = this.log.child({ part: 'installer' });
     const connLog = this.log.child({ sc: `${sc.address}:${sc.port}` });
     this.attemptLogs = [installerLog, connLog];
@@ -358,7 +371,7 @@ export class Agent {
       this.d.netlink,
       this.d.sysctl,
       installerLog,
-      { routeMetric: c.routeMetric, ipv4DefaultRoute: c.ncp !== 'ipv6' || c.ipv4DefaultRoute, scAddress: sc.address },
+      { routeMetric: c.routeMetric, ipv4DefaultRoute: c.ncp !== 'ipv6' || c.ipv4DefaultRoute, scAddress: sc.address, provision: c.provision, nat44: this.nat44For(c) },
       this.hooks(),
     );
     let live = true;
@@ -369,7 +382,7 @@ export class Agent {
     };
     let conn: ConnectionLike;
     try {
-      conn = await (this.d.dial ?? ((r: DialRequest) => this.dialUdp(r)))({ sc, local, mtu, installer, previousPrefix: this.lastPrefix, log: connLog, emit });
+      conn = await (this.d.dial ?? ((r: DialRequest) => this.dialUdp(r)))({ sc, local, mtu, installer, previousPrefix: this.lastPrefix, log: connLog, emit, keepalive });
     } catch (e) {
       return this.takePending() ?? { kind: 'down', info: { layer: 'transport', reason: `cannot reach ${sc.address}:${sc.port}: ${(e as Error).message}` } };
     }
@@ -386,16 +399,48 @@ export class Agent {
       conn.start();
       o = await outcome;
       live = false;
+      this.tearingDown = true;
       // Goodbyes only make sense while the far end may still hear them.
       const graceful = o.kind === 'stop' || o.kind === 'admin-down' || (o.kind === 'reconnect' && !o.why.startsWith('WAN'));
-      await conn.stop(graceful ? 2000 : o.kind === 'down' ? 300 : 150);
+      try {
+        await conn.stop(graceful ? 2000 : o.kind === 'down' ? 300 : 150);
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'connection teardown failed; clearing what it installed');
+      }
     }
     live = false;
-    await installer.clear();
+    this.tearingDown = true;
+    try {
+      await installer.clear();
+    } finally {
+      this.tearingDown = false;
+    }
     this.conn = null;
     this.installer = null;
     this.attemptLogs = [];
     return o;
+  }
+
+  /**
+   * Router role with IPv4 routed into the softwire: the LAN goes out behind the one
+   * IPCP address. Not with netifd provisioning (OpenWrt's firewall masquerades) nor
+   * in host mode (no LAN to translate).
+   */
+  private nat44For(c: Config): Nat44 | undefined {
+    const ipv4Routed = c.ncp !== 'ipv6' || c.ipv4DefaultRoute;
+    if (c.mode !== 'router' || !c.nat44 || !ipv4Routed || c.provision === 'netifd') return undefined;
+    return new Nat44({ tun: c.tunDevice, lan: c.lan.map((l) => l.ifname) });
+  }
+
+  /** Timers for a dial from `local`; the reason is logged when it changes, not on every redial. */
+  private keepaliveFor(local: string): EffectiveKeepalive {
+    const c = this.d.config;
+    const k = effectiveKeepalive(c, explicitKeys(c), local);
+    if (k.reason !== this.keepalive?.reason) {
+      this.log.info({ helloInterval: k.helloInterval, lcpEchoInterval: k.lcpEchoInterval, natSafe: k.natSafe }, `keepalive: ${k.reason}`);
+    }
+    this.keepalive = { ...k, lcpEchoFailure: c.lcpEchoFailure, deadTimeS: k.lcpEchoInterval * (c.lcpEchoFailure + 1) };
+    return k;
   }
 
   private onConnectionEvent(ev: ConnectionEvent): void {
@@ -465,6 +510,7 @@ export class Agent {
     s.state = this.stateNow;
     s.reconnects = this.reconnects;
     s.lastError = this.lastError;
+    s.keepalive = this.keepalive ? { ...this.keepalive } : null;
     this.conn?.fillStatus(s);
     if (this.installer) s.counters.drops = { ...s.counters.drops, ...prefixed('kernel', this.installer.errors) };
     return s;
@@ -528,6 +574,10 @@ export class Agent {
     this.d = { ...this.d, config, secrets };
     const live = new Set<keyof Config>(['logLevel', 'reconnectInitial', 'reconnectCap', 'reconnectJitter', 'controlSocket', 'notifyCommand']);
     const changed = (Object.keys(config) as (keyof Config)[]).filter((k) => JSON.stringify(config[k]) !== JSON.stringify(old[k]));
+    // Writing a timer down at its default value leaves Config equal but ends the NAT-safe adaptation (keepalive.ts).
+    for (const k of ['helloInterval', 'lcpEchoInterval'] as const) {
+      if (!changed.includes(k) && explicitKeys(config).has(k) !== explicitKeys(old).has(k)) changed.push(k);
+    }
     const secretsChanged = JSON.stringify(secrets) !== JSON.stringify(oldSecrets);
     if (changed.includes('logLevel')) {
       this.log.level = config.logLevel;
@@ -572,6 +622,8 @@ export class Agent {
           this.log.warn('shutdown budget spent; releasing what is left without goodbyes');
           this.conn?.dispose();
           await this.installer?.clear();
+          this.tearingDown = false;
+          this.setState('down');
         }
       }
       this.sched.clear('agent:wan-check');

@@ -617,6 +617,9 @@ export class Connection {
     if (this.linkLocal) {
       s.ipv6 = this.d.installer.ipv6Status(this.linkLocal);
     }
+    // RA/ND and DHCPv6 the cores refused: without these, hostile or broken SC-side packets vanish unseen.
+    if (this.slaac) Object.assign(s.counters.drops, prefixKeys('ipv6', this.slaac.status().drops));
+    if (this.dhcp) Object.assign(s.counters.drops, prefixKeys('dhcp6', this.dhcp.status().counters.ignored));
   }
 }
 

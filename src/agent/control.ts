@@ -6,8 +6,10 @@ import { dirname } from 'node:path';
  * The control socket: a Unix stream socket speaking one JSON object per line.
  * A request is {"cmd": "...", ...args}; each gets exactly one reply
  * {"ok": true, ...} or {"ok": false, "error": "..."}. The socket file is
- * created mode 0600 in a 0700 directory (root only): anyone who can connect
- * can take the softwire down.
+ * created mode 0600 (a missing directory 0700): only the user the agent runs as
+ * (and root) may connect, because anyone who can connect can take the softwire
+ * down. Linux checks write permission on the socket file itself at connect(), so
+ * the file mode alone is the gate even in a directory others can read.
  */
 
 export interface ControlRequest {
@@ -37,7 +39,10 @@ export class ControlServer {
 
   static async listen(path: string, handler: ControlHandler): Promise<ControlServer> {
     const dir = dirname(path);
-    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o700 });
+    // 0755, not 0700: the default resolv file lives in the same run directory and a
+    // resolver running as its own user (dnsmasq) must read it; the socket's own 0600
+    // is what keeps other users off the control channel (Linux checks it on connect).
+    if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o755 });
     if (existsSync(path)) {
       // A live agent answers; a stale file from a crash does not and is removed.
       if (await isAlive(path)) throw new Error(`control socket ${path} is in use: is another softwire running?`);
@@ -147,7 +152,7 @@ export function controlRequest(path: string, req: ControlRequest, timeoutMs = 50
         e.code === 'ENOENT' || e.code === 'ECONNREFUSED'
           ? ' (is "softwire run" running with this --control-socket?)'
           : e.code === 'EACCES'
-            ? ' (the control socket is root-only)'
+            ? ' (only the user softwire runs as, and root, may use the control socket)'
             : '';
       rej(new Error(`cannot reach ${path}: ${e.code ?? e.message}${hint}`));
     });

@@ -1,3 +1,4 @@
+import type { Provision } from '../config/schema';
 import type { Logger } from '../log';
 import type { Netlink } from '../platform/netlink';
 import { INFINITY_LIFETIME, RT_TABLE_MAIN } from '../platform/netlink';
@@ -39,6 +40,26 @@ export interface InstallerOptions {
   scAddress?: string;
   /** Route IPv4 through the softwire (IPCP carries traffic). */
   ipv4DefaultRoute: boolean;
+  /**
+   * 'netifd': the global and IPv4 addresses and the routes through the TUN are
+   * left to OpenWrt's netifd, which installs what the notify script reports;
+   * installing them here as well would double them. The TUN itself, its
+   * link-local address and the pin to the SC (which keeps the tunnel's own
+   * packets off netifd's IPv4 default route) stay ours. Default 'agent'.
+   */
+  provision?: Provision;
+  /**
+   * Router role with an IPv4 softwire: the LAN is masqueraded behind the one IPCP
+   * address (RFC 5571 3.2), installed once IPv4 routes into the TUN, removed by clear().
+   */
+  nat44?: Nat44Control;
+}
+
+/** What the installer needs of src/ipv4/nat44.ts's Nat44 (injectable for tests). */
+export interface Nat44Control {
+  install(): void;
+  remove(): void;
+  readonly active: boolean;
 }
 
 type DnsSource = 'ra' | 'dhcp6' | 'ipcp';
@@ -58,6 +79,9 @@ export class Installer {
   private globalAddress: string | null = null;
   private defaultRoute = false;
   private scPin: { destination: string; link: number; metric: number } | null = null;
+  /** We turned net.ipv4.ip_forward on for NAT44, so clear() turns it back off. */
+  private ipv4ForwardingOurs = false;
+  private nat44Queued = false;
   readonly errors: Record<string, number> = {};
 
   constructor(
@@ -80,6 +104,11 @@ export class Installer {
         this.log.error({ err: (e as Error).message, op: what }, 'kernel configuration failed');
       }
     });
+  }
+
+  /** Queues a kernel operation on the softwire's address or routes, unless netifd installs those. */
+  private enqueueWan(what: string, op: () => Promise<void>, opts: { goneIsDone?: boolean } = {}): void {
+    if (this.opts.provision !== 'netifd') this.enqueue(what, op, opts);
   }
 
   /** Resolves when every queued operation has run. */
@@ -119,12 +148,12 @@ export class Installer {
       if (plen < cur.plen) {
         const old = cur.plen;
         cur.plen = plen;
-        this.enqueue('address-replace', () => this.nl.deleteAddress({ link: tun, address, prefixLength: old }), { goneIsDone: true });
+        this.enqueueWan('address-replace', () => this.nl.deleteAddress({ link: tun, address, prefixLength: old }), { goneIsDone: true });
       }
     } else this.addresses.set(address, { plen, sources: new Set([source]) });
     const installedPlen = this.addresses.get(address)!.plen;
     if (source === 'slaac' || !this.globalAddress) this.globalAddress = address;
-    this.enqueue('address', () =>
+    this.enqueueWan('address', () =>
       this.nl.addAddress({
         link: tun,
         address,
@@ -145,13 +174,15 @@ export class Installer {
     if (cur.sources.size > 0) return;
     this.addresses.delete(address);
     if (this.globalAddress === address) this.globalAddress = [...this.addresses.keys()][0] ?? null;
-    this.enqueue('address-remove', () => this.nl.deleteAddress({ link: tun, address, prefixLength: cur.plen }));
+    this.enqueueWan('address-remove', () => this.nl.deleteAddress({ link: tun, address, prefixLength: cur.plen }));
   }
 
   private route(key: string, destination: string, present: boolean): void {
     const tun = this.tun;
     if (!tun) return;
     const metric = this.opts.routeMetric;
+    // Every route here goes through the TUN: netifd's to install when it provisions.
+    if (this.opts.provision === 'netifd') return;
     if (present) {
       this.routes.set(key, { destination, metric });
       this.enqueue(`route ${destination}`, () => this.nl.addRoute({ destination, link: tun, metric, replace: true }));
@@ -169,15 +200,32 @@ export class Installer {
     const tun = this.tun;
     if (!tun) return;
     this.addresses.set(address, { plen: 32, sources: new Set(['ipcp']) });
-    this.enqueue('ipv4-address', () => this.nl.addAddress({ link: tun, address, prefixLength: 32, replace: true }));
+    this.enqueueWan('ipv4-address', () => this.nl.addAddress({ link: tun, address, prefixLength: 32, replace: true }));
     // l2tpns gives its own tunnel address as the IPCP peer: a host route to it via the TUN
     // would send the tunnel into itself. The default route covers the peer anyway.
     if (peer && peer !== this.opts.scAddress) this.route('peer4', `${peer}/32`, true);
     if (this.opts.ipv4DefaultRoute) {
       this.pinScRoute();
       this.route('default4', '0.0.0.0/0', true);
+      this.nat44Up();
     }
     this.dns('ipcp', dns, []);
+  }
+
+  private nat44Up(): void {
+    const nat = this.opts.nat44;
+    // With netifd provisioning, OpenWrt's firewall zone does the masquerading.
+    if (!nat || this.nat44Queued || this.opts.provision === 'netifd') return;
+    this.nat44Queued = true;
+    this.enqueue('nat44', async () => {
+      // A NAT that does not forward is no router: like the LAN's IPv6 forwarding, turned on here and back off by clear().
+      if (!(await this.sysctl.ipv4Forwarding())) {
+        await this.sysctl.setIpv4Forwarding(true);
+        this.ipv4ForwardingOurs = true;
+      }
+      nat.install();
+      this.log.info({ tun: this.tun }, 'NAT44: LAN masqueraded behind the IPCP address');
+    });
   }
 
   /** Pins a /32 to the SC along the WAN route that reaches it now, before IPv4 default goes into the TUN. */
@@ -262,13 +310,25 @@ export class Installer {
       }
       for (const [address, a] of [...this.addresses]) {
         this.addresses.delete(address);
-        this.enqueue('address-remove', () => this.nl.deleteAddress({ link: tun, address, prefixLength: a.plen }), { goneIsDone: true });
+        this.enqueueWan('address-remove', () => this.nl.deleteAddress({ link: tun, address, prefixLength: a.plen }), { goneIsDone: true });
       }
     }
     if (this.dnsBySource.size) {
       this.dnsBySource.clear();
       const hook = this.hooks.onDns;
       if (hook) this.enqueue('dns-clear', async () => hook({ servers: [], domains: [] }));
+    }
+    const nat = this.opts.nat44;
+    if (nat && this.nat44Queued) {
+      this.nat44Queued = false;
+      // Queued behind the install, so an install still pending is undone too.
+      this.enqueue('nat44-remove', async () => {
+        nat.remove();
+        if (this.ipv4ForwardingOurs) {
+          this.ipv4ForwardingOurs = false;
+          await this.sysctl.setIpv4Forwarding(false);
+        }
+      });
     }
     const pin = this.scPin;
     if (pin) {

@@ -54,6 +54,22 @@ export interface Status {
   };
   reconnects: number;
   lastError: { at: string; layer: string; message: string } | null;
+  /** Keepalive timers in force for the current attempt (they adapt to a NATed WAN address); null before the first dial. */
+  keepalive?: KeepaliveStatus | null;
+}
+
+export interface KeepaliveStatus {
+  /** Seconds of silence before an L2TP HELLO. */
+  helloInterval: number;
+  /** Seconds between LCP Echo-Requests. */
+  lcpEchoInterval: number;
+  lcpEchoFailure: number;
+  /** True when the NAT-safe interval replaced a default because the WAN address is private/shared. */
+  natSafe: boolean;
+  /** Why these timers, e.g. "100.64.0.2 is in 100.64.0.0/10 (RFC 6598 shared ...), likely behind NAT: ...". */
+  reason: string;
+  /** Longest time an unanswered LCP Echo run takes to declare the path dead: interval x (failures + 1). */
+  deadTimeS: number;
 }
 
 export function emptyStatus(now = new Date()): Status {
@@ -70,5 +86,6 @@ export function emptyStatus(now = new Date()): Status {
     counters: { l2tp: {}, ppp: {}, data: {}, drops: {} },
     reconnects: 0,
     lastError: null,
+    keepalive: null,
   };
 }

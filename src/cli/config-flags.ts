@@ -29,13 +29,16 @@ export function addConfigFlags(cmd: Command): Command {
 /** Builds the effective config from `-c FILE` and the flags of `cmd` (plus the global --log-level). */
 export function configFromFlags(cmd: Command, forRun: boolean): Loaded {
   const opts = cmd.optsWithGlobals() as Record<string, unknown>;
-  const file = typeof opts.config === 'string' ? readConfigFile(opts.config) : {};
+  const fileWarnings: string[] = [];
+  const file = typeof opts.config === 'string' ? readConfigFile(opts.config, fileWarnings) : {};
   const flags: Record<string, unknown> = {};
   for (const f of FIELDS) {
     const v = opts[f.key];
     if (v !== undefined) flags[f.key] = v;
   }
-  return resolveConfig(file, flags, { forRun });
+  const loaded = resolveConfig(file, flags, { forRun });
+  loaded.warnings.unshift(...fileWarnings);
+  return loaded;
 }
 
 export { ConfigError };

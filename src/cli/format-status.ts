@@ -72,6 +72,11 @@ export function formatStatus(status: Status, now: Date = new Date()): string {
   } else {
     out.push(row('PPP', NONE));
   }
+  const k = s.keepalive;
+  if (k) {
+    const nat = k.natSafe ? ' (NAT-safe: WAN address is private or shared)' : '';
+    out.push(row('keepalive', `echo ${k.lcpEchoInterval} s, hello ${k.helloInterval} s${nat}, dead after ${k.deadTimeS} s`));
+  }
 
   const v6 = s.ipv6;
   if (v6) {

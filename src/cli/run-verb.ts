@@ -5,6 +5,7 @@ import type { Endpoint } from '../agent/transport';
 import { ConfigError, maskSecrets, resolveSecrets } from '../config/load';
 import { createLogger } from '../log';
 import { Netlink } from '../platform/netlink';
+import { privilegeProblems } from '../platform/privileges';
 import { Sysctl } from '../platform/sysctl';
 import { TunDevice } from '../platform/tun';
 import { ResolvWriter } from '../platform/resolv';
@@ -69,11 +70,18 @@ async function runAgent(cmd: Command): Promise<number> {
   for (const w of loaded.warnings) log.warn(w);
   log.debug({ config: maskSecrets(config) }, 'effective configuration');
 
+  // Fail at once, naming the capability, rather than redial forever and fail at the TUN each time.
+  const missing = privilegeProblems({ rawIcmp6: config.mode === 'router' && config.lan.length > 0 && config.ra === 'builtin' });
+  if (missing.length > 0) {
+    for (const m of missing) log.fatal(m);
+    return EXIT.STARTUP;
+  }
+
   let netlink: Netlink;
   try {
     netlink = await Netlink.open();
   } catch (e) {
-    log.fatal({ err: (e as Error).message }, 'cannot open netlink (needs CAP_NET_ADMIN)');
+    log.fatal({ err: (e as Error).message }, 'cannot open netlink');
     return EXIT.STARTUP;
   }
   let scOverride: Endpoint[] | undefined;

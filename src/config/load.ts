@@ -109,6 +109,27 @@ function coerce(f: Field, raw: unknown, fromFlag: boolean): { value?: unknown; p
 export interface Loaded {
   config: Config;
   warnings: string[];
+  /** Keys the user set (file or flag), as opposed to defaults: some defaults adapt to the network (see agent/keepalive.ts). */
+  explicit: ReadonlySet<keyof Config>;
+}
+
+/** Remembers which keys of a resolved config were set by the user, without adding a field to Config. */
+const EXPLICIT = new WeakMap<Config, ReadonlySet<keyof Config>>();
+
+/**
+ * The keys the user set in the config that `resolveConfig` returned. A config
+ * built some other way (tests, a spread copy) has no record: then a key counts
+ * as set when its value differs from the default, the best guess left.
+ */
+export function explicitKeys(c: Config): ReadonlySet<keyof Config> {
+  const known = EXPLICIT.get(c);
+  if (known) return known;
+  const out = new Set<keyof Config>();
+  for (const f of FIELDS) {
+    const v = c[f.key];
+    if (v !== undefined && JSON.stringify(v) !== JSON.stringify(f.default)) out.add(f.key);
+  }
+  return out;
 }
 
 export interface ResolveOptions {
@@ -124,6 +145,7 @@ export function resolveConfig(file: Record<string, unknown>, flags: Record<strin
   const problems: string[] = [];
   const warnings: string[] = [];
   const out: Record<string, unknown> = {};
+  const explicit = new Set<keyof Config>();
   for (const f of FIELDS) if (f.default !== undefined) out[f.key] = f.default;
 
   for (const [key, raw] of Object.entries(file)) {
@@ -134,7 +156,10 @@ export function resolveConfig(file: Record<string, unknown>, flags: Record<strin
     }
     const r = coerce(f, raw, false);
     if (r.problem) problems.push(r.problem);
-    else out[key] = r.value;
+    else {
+      out[key] = r.value;
+      explicit.add(f.key);
+    }
   }
   for (const [key, raw] of Object.entries(flags)) {
     if (raw === undefined) continue;
@@ -142,12 +167,16 @@ export function resolveConfig(file: Record<string, unknown>, flags: Record<strin
     if (!f) continue;
     const r = coerce(f, raw, true);
     if (r.problem) problems.push(r.problem.replace(`${key}:`, `--${flagName(key)}:`));
-    else out[key] = r.value;
+    else {
+      out[key] = r.value;
+      explicit.add(f.key);
+    }
   }
   const c = out as unknown as Config;
   if (problems.length === 0) crossCheck(c, problems, warnings, opts);
   if (problems.length) throw new ConfigError(problems);
-  return { config: c, warnings };
+  EXPLICIT.set(c, explicit);
+  return { config: c, warnings, explicit };
 }
 
 function crossCheck(c: Config, problems: string[], warnings: string[], opts: ResolveOptions): void {
@@ -185,10 +214,35 @@ function crossCheck(c: Config, problems: string[], warnings: string[], opts: Res
   }
 }
 
-/** Reads a JSON config file; errors name the file. */
-export function readConfigFile(path: string): Record<string, unknown> {
+/**
+ * Checks the mode of a file the agent trusts. Refused (ConfigError): writable by
+ * every user (it could set notifyCommand, which runs with the agent's
+ * privileges), or holding a secret and readable by every user. Warned: a secret
+ * readable by a group the agent is not in (a root-owned 0640 file whose group is
+ * the agent's own is how a non-root agent reads its config; no warning then).
+ */
+export function checkFileMode(what: string, path: string, st: { mode: number; gid: number }, holdsSecret: boolean, warnings: string[]): void {
+  const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+  if (st.mode & 0o002) throw new ConfigError([`${what}: ${path} is writable by every user (mode ${mode}); chmod 600 ${path}`]);
+  if (!holdsSecret) return;
+  if (st.mode & 0o004) {
+    throw new ConfigError([`${what}: ${path} holds a secret and is readable by every user (mode ${mode}); chmod 600 ${path}`]);
+  }
+  if (st.mode & 0o040 && !ownGroups().includes(st.gid)) {
+    warnings.push(`${what}: ${path} holds a secret and is readable by its group ${st.gid} (mode ${mode}); chmod 600 ${path}`);
+  }
+}
+
+function ownGroups(): number[] {
+  return [process.getegid?.() ?? -1, ...(process.getgroups?.() ?? [])];
+}
+
+/** Reads a JSON config file; errors name the file. `warnings` receives mode warnings (see checkFileMode). */
+export function readConfigFile(path: string, warnings: string[] = []): Record<string, unknown> {
   let text: string;
+  let st: { mode: number; gid: number };
   try {
+    st = statSync(path);
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new ConfigError([`${path}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
@@ -200,21 +254,22 @@ export function readConfigFile(path: string): Record<string, unknown> {
     throw new ConfigError([`${path}: not valid JSON: ${(e as Error).message}`]);
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw new ConfigError([`${path}: must hold one JSON object`]);
-  return parsed as Record<string, unknown>;
+  const obj = parsed as Record<string, unknown>;
+  checkFileMode('config', path, st, FIELDS.some((f) => f.secret && obj[f.key] !== undefined), warnings);
+  return obj;
 }
 
-/** Reads a secret from a file (first line, trailing newline dropped); warns when others can read it. */
+/** Reads a secret from a file (first line, trailing newline dropped); refuses or warns on its mode (checkFileMode). */
 export function readSecretFile(key: string, path: string, warnings: string[]): string {
   let text: string;
+  let st: { mode: number; gid: number };
   try {
-    const st = statSync(path);
-    if ((st.mode & 0o077) !== 0) {
-      warnings.push(`${key}: ${path} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
-    }
+    st = statSync(path);
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new ConfigError([`${key}: cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`]);
   }
+  checkFileMode(key, path, st, true, warnings);
   const secret = text.replace(/\r?\n$/, '');
   if (!secret) throw new ConfigError([`${key}: ${path} is empty`]);
   return secret;

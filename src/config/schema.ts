@@ -8,6 +8,8 @@
 export type Mode = 'router' | 'host';
 export type Ncp = 'ipv6' | 'ipv4' | 'dual';
 export type RaBackend = 'builtin' | 'odhcpd' | 'radvd' | 'none';
+/** Who puts the softwire's own address and default routes into the kernel. */
+export type Provision = 'agent' | 'netifd';
 
 export interface LanInterface {
   ifname: string;
@@ -29,6 +31,7 @@ export interface Config {
   ncp: Ncp;
   lan: LanInterface[];
   ra: RaBackend;
+  provision: Provision;
   helloInterval: number;
   lcpEchoInterval: number;
   lcpEchoFailure: number;
@@ -42,6 +45,7 @@ export interface Config {
   mtu: number;
   routeMetric: number;
   ipv4DefaultRoute: boolean;
+  nat44: boolean;
   prefixLengthHint: number;
   rapidCommit: boolean;
   controlSocket: string;
@@ -120,13 +124,20 @@ export const FIELDS: readonly Field[] = [
     doc: 'who sends Router Advertisements on the LAN: the agent itself, odhcpd (OpenWrt), radvd, or nobody',
   },
   {
+    key: 'provision',
+    kind: 'enum',
+    choices: ['agent', 'netifd'],
+    default: 'agent',
+    doc: 'who installs the softwire address, IPv4 address and default routes: the agent, or OpenWrt netifd from what the notify command reports (the netifd handler sets it)',
+  },
+  {
     key: 'helloInterval',
     kind: 'int',
     default: 60,
     min: 10,
     max: 3600,
     arg: 'S',
-    doc: 'seconds without traffic before an L2TP HELLO is sent (RFC 2661 6.5 / RFC 5571 5.1.2 default 60)',
+    doc: 'seconds without traffic before an L2TP HELLO is sent (RFC 2661 6.5 / RFC 5571 5.1.2 default 60; 15 when unset and the WAN address is private or shared, i.e. behind NAT)',
   },
   {
     key: 'lcpEchoInterval',
@@ -135,7 +146,7 @@ export const FIELDS: readonly Field[] = [
     min: 10,
     max: 60,
     arg: 'S',
-    doc: 'seconds between LCP Echo-Requests (RFC 5571 5.1.2: default 30, at least 10, at most the lesser of helloInterval and 60)',
+    doc: 'seconds between LCP Echo-Requests (RFC 5571 5.1.2: default 30, at least 10, at most the lesser of helloInterval and 60; 15 when unset and the WAN address is private or shared, i.e. behind NAT)',
   },
   {
     key: 'lcpEchoFailure',
@@ -176,6 +187,12 @@ export const FIELDS: readonly Field[] = [
     kind: 'bool',
     default: false,
     doc: 'route IPv4 via the softwire when IPCP is up with ncp=ipv6 (RFC 5571 3.1: off unless configured)',
+  },
+  {
+    key: 'nat44',
+    kind: 'bool',
+    default: true,
+    doc: 'router mode with IPv4 routed into the softwire: masquerade the LAN behind the IPCP address (nftables table "softwire", removed on exit); not with provision=netifd',
   },
   { key: 'prefixLengthHint', kind: 'int', default: 56, min: 0, max: 64, arg: 'LEN', doc: 'delegated prefix length to ask for in IA_PD (0: no hint)' },
   { key: 'rapidCommit', kind: 'bool', default: false, doc: 'ask for DHCPv6 Rapid Commit (two-message exchange)' },

@@ -15,6 +15,19 @@ export interface Scheduler {
   clearAll(): void;
 }
 
+/** setTimeout's longest wait; a longer (or non-finite) delay would fire after 1 ms instead. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The delay actually armed for `ms`: at most MAX_TIMER_MS, so a huge lifetime from the
+ * network fires late rather than at once (the cores re-arm for what is still due), and
+ * a NaN (a bug upstream) waits the longest rather than spinning.
+ */
+export function clampDelay(ms: number): number {
+  if (Number.isNaN(ms)) return MAX_TIMER_MS;
+  return Math.min(MAX_TIMER_MS, Math.max(0, ms));
+}
+
 export class RealScheduler implements Scheduler {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly origin = performance.now();
@@ -28,7 +41,7 @@ export class RealScheduler implements Scheduler {
     const t = setTimeout(() => {
       this.timers.delete(key);
       fire();
-    }, ms);
+    }, clampDelay(ms));
     this.timers.set(key, t);
   }
 

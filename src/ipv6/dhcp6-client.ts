@@ -1,5 +1,5 @@
 import { startTimer, stopTimer, type TimerAction } from '../core/actions';
-import { ALL_DHCP_RELAY_AGENTS_AND_SERVERS, type Prefix } from './address';
+import { ALL_DHCP_RELAY_AGENTS_AND_SERVERS, isLinkLocal, isMulticast, isUnspecified, parseAddress, type Prefix } from './address';
 import { clampTimer, type NextWait, type RetransParams, type Rng, randomDelay, Retransmission } from './backoff';
 import { armFor, deadlineFrom, secondsUntil } from './deadline';
 import {
@@ -290,7 +290,8 @@ export class Dhcp6Client {
     this.counters.received++;
     const ex = this.ex;
     if (m.type === MSG_RECONFIGURE) return this.ignore('reconfigure');
-    if (!ex || this.delayedFirst) return this.ignore('unexpected');
+    // A reply while we wait for nothing answers a transaction we never started (or one long over).
+    if (!ex || this.delayedFirst) return this.ignore('no-transaction');
     if (m.xid !== ex.xid) return this.ignore('wrong-xid');
     if (m.type !== MSG_ADVERTISE && m.type !== MSG_REPLY) return this.ignore('unexpected-type');
     if (!m.serverId) return this.ignore('no-server-id');
@@ -576,7 +577,10 @@ export class Dhcp6Client {
   // ------------------------------------------------------------ replies
 
   private ignore(reason: string): Dhcp6Action[] {
-    this.counters.ignored[reason] = (this.counters.ignored[reason] ?? 0) + 1;
+    const ig = this.counters.ignored;
+    // Status codes come from the wire: bound the number of distinct keys.
+    const key = reason in ig || Object.keys(ig).length < MAX_IGNORE_KEYS ? reason : 'other';
+    ig[key] = (ig[key] ?? 0) + 1;
     return [];
   }
 
@@ -601,11 +605,15 @@ export class Dhcp6Client {
     let n = 0;
     for (const ia of m.iaPd) {
       if (ia.iaid !== this.o.iaid || !this.ok(ia.status) || !this.timersSane(ia)) continue;
-      n += ia.prefixes.filter((p) => this.ok(p.status) && p.validLifetime > 0 && p.preferredLifetime <= p.validLifetime).length;
+      n += ia.prefixes.filter(
+        (p) => this.ok(p.status) && p.validLifetime > 0 && p.preferredLifetime <= p.validLifetime && !leaseProblem('pd', p.prefix, p.prefixLength),
+      ).length;
     }
     for (const ia of m.iaNa) {
       if (ia.iaid !== this.o.iaid || !this.ok(ia.status) || !this.timersSane(ia)) continue;
-      n += ia.addresses.filter((a) => this.ok(a.status) && a.validLifetime > 0 && a.preferredLifetime <= a.validLifetime).length;
+      n += ia.addresses.filter(
+        (a) => this.ok(a.status) && a.validLifetime > 0 && a.preferredLifetime <= a.validLifetime && !leaseProblem('na', a.address, 128),
+      ).length;
     }
     return n;
   }
@@ -657,6 +665,7 @@ export class Dhcp6Client {
         out.push(...this.applyIa(kind, ia ?? { iaid: this.o.iaid, t1: 0, t2: 0, prefixes: [], unknown: [] }, false, now));
         continue;
       }
+      if (ia && !this.timersSane(ia)) this.ignore('ia-t1-after-t2');
       if (!ia || !this.timersSane(ia)) {
         // Left out of a Renew/Rebind reply: keep it for now. Left out of a fresh
         // binding: the server no longer knows it.
@@ -719,7 +728,20 @@ export class Dhcp6Client {
     const max = kind === 'pd' ? this.o.maxPrefixes : this.o.maxAddresses;
     for (const l of offered) {
       this.noteStatus(l.status, kind === 'pd' ? 'reply IAPREFIX' : 'reply IAADDR');
-      if (!this.ok(l.status) || l.valid === 0 || l.pref > l.valid || binding.leases.size >= max) continue;
+      if (!this.ok(l.status) || l.valid === 0) continue;
+      if (l.pref > l.valid) {
+        this.ignore('lease-preferred-after-valid');
+        continue;
+      }
+      const problem = leaseProblem(kind, l.address, l.length);
+      if (problem) {
+        this.ignore(problem);
+        continue;
+      }
+      if (binding.leases.size >= max) {
+        this.ignore('lease-limit');
+        continue;
+      }
       const lease: Lease = {
         kind,
         address: l.address,
@@ -874,7 +896,9 @@ export class Dhcp6Client {
     return [stopTimer(TX_TIMER), stopTimer(REFRESH_TIMER), ...this.stopLeaseTimers()];
   }
 
-  private setDns(servers: string[], domains: string[]): Dhcp6Action[] {
+  private setDns(offered: string[], domains: string[]): Dhcp6Action[] {
+    const servers = offered.filter((a) => !(isMulticast(a) || isUnspecified(a) || a === '::1'));
+    if (servers.length < offered.length) this.ignore('dns-bad-server');
     const same = (a: string[], b: string[]) => a.length === b.length && a.every((x, i) => x === b[i]);
     if (same(servers, this.dns.servers) && same(domains, this.dns.domains)) return [];
     this.dns = { servers: [...servers], domains: [...domains] };
@@ -884,4 +908,24 @@ export class Dhcp6Client {
   private clearDns(): Dhcp6Action[] {
     return this.setDns([], []);
   }
+}
+
+const MAX_IGNORE_KEYS = 64;
+
+/** Shortest delegated prefix we take: no end site is given more than an ISP's own allocation. */
+export const MIN_DELEGATED_PREFIX_LENGTH = 32;
+
+/**
+ * Why a delegated prefix or an IA_NA address cannot be used, if it cannot. A prefix
+ * longer than /64 numbers no LAN (RFC 7084 L-2); a very short one would have us pin an
+ * unreachable route over a large part of the Internet; neither may be link-local,
+ * multicast or inside ::/64 (unspecified, loopback, IPv4-mapped).
+ */
+export function leaseProblem(kind: 'pd' | 'na', address: string, length: number): string | undefined {
+  const what = kind === 'pd' ? 'pd-prefix' : 'na-address';
+  if (kind === 'pd' && (length > 64 || length < MIN_DELEGATED_PREFIX_LENGTH)) return 'pd-prefix-length';
+  if (isMulticast(address)) return `${what}-multicast`;
+  if (isLinkLocal(address)) return `${what}-link-local`;
+  if (isUnspecified(address) || parseAddress(address).subarray(0, 8).every((x) => x === 0)) return `${what}-reserved`;
+  return undefined;
 }

@@ -1,5 +1,5 @@
 import { startTimer, stopTimer, type TimerAction } from '../core/actions';
-import { addressFromPrefix, isLinkLocal, isUnspecified, maskPrefix } from './address';
+import { addressFromPrefix, isLinkLocal, isMulticast, isUnspecified, maskPrefix, parseAddress } from './address';
 import type { Rng } from './backoff';
 import { armFor, deadlineFrom, secondsUntil } from './deadline';
 import { Ipv6DecodeError } from './errors';
@@ -79,6 +79,30 @@ export interface SlaacStatus {
   dns: { servers: string[]; search: string[] };
   mtu?: number;
   counters: { ra: number; invalid: number; ignoredPrefixes: number; dadFailures: number };
+  /**
+   * What was dropped or ignored, by a stable reason: 'nd-<decode reason>' for packets
+   * that are not valid ND, 'ra-prefix-*' for Prefix Information we will not use,
+   * 'ra-mtu-out-of-range', 'ra-retrans-timer-out-of-range', 'ra-rdnss-bad-server'.
+   */
+  drops: Record<string, number>;
+}
+
+/** A DNS server address nobody can be told to use: multicast, unspecified, loopback. */
+function unusableServer(a: string): boolean {
+  return isMulticast(a) || isUnspecified(a) || a === '::1';
+}
+
+/** Why a /64 from an autonomous Prefix Information option cannot form an address, if it cannot. */
+function prefixProblem(p: { prefix: string; prefixLength: number; validLifetime: number; preferredLifetime: number }): string | undefined {
+  // RFC 4862 5.5.3 b) and c), and d): only a /64 fits our 64-bit identifier.
+  if (isLinkLocal(p.prefix)) return 'ra-prefix-link-local';
+  if (p.preferredLifetime > p.validLifetime) return 'ra-prefix-lifetimes';
+  if (p.prefixLength !== 64) return 'ra-prefix-length';
+  // Not global unicast (RFC 4291 2.4): an address formed from these would be unroutable
+  // at best, and ::/64 holds the unspecified, loopback and IPv4-mapped addresses.
+  if (isMulticast(p.prefix)) return 'ra-prefix-multicast';
+  if (parseAddress(p.prefix).subarray(0, 8).every((x) => x === 0)) return 'ra-prefix-reserved';
+  return undefined;
 }
 
 export class Slaac {
@@ -91,6 +115,7 @@ export class Slaac {
   private mtu: number | undefined;
   private retransMs: number;
   private readonly counters = { ra: 0, invalid: 0, ignoredPrefixes: 0, dadFailures: 0 };
+  private readonly drops: Record<string, number> = {};
 
   constructor(options: SlaacOptions) {
     if (options.iid.length !== 8) throw new RangeError('interface identifier must be 8 bytes');
@@ -115,6 +140,7 @@ export class Slaac {
     } catch (e) {
       if (!(e instanceof Ipv6DecodeError)) throw e;
       this.counters.invalid++;
+      this.drop(`nd-${e.reason}`);
       return [];
     }
     return this.handle(nd);
@@ -157,18 +183,22 @@ export class Slaac {
 
     // RFC 4861 6.3.4: a non-zero Retrans Timer replaces ours (used for DAD spacing); bounded to something sane.
     if (ra.retransTimer > 0 && ra.retransTimer <= 60_000) this.retransMs = ra.retransTimer;
+    else if (ra.retransTimer > 60_000) this.drop('ra-retrans-timer-out-of-range');
 
     const mtu = ra.options.mtu;
-    if (mtu !== undefined && mtu >= MIN_IPV6_MTU && mtu <= this.o.linkMtu && mtu !== this.mtu) {
+    if (mtu !== undefined && (mtu < MIN_IPV6_MTU || mtu > this.o.linkMtu)) this.drop('ra-mtu-out-of-range');
+    else if (mtu !== undefined && mtu !== this.mtu) {
       this.mtu = mtu;
       out.push({ type: 'mtu', mtu });
     }
 
     for (const p of ra.options.prefixes) {
-      // RFC 4862 5.5.3 a)-c), and d): only a /64 fits our 64-bit identifier.
+      // RFC 4862 5.5.3 a): a prefix without A is on-link information only.
       if (!p.autonomous) continue;
-      if (isLinkLocal(p.prefix) || p.preferredLifetime > p.validLifetime || p.prefixLength !== 64) {
+      const problem = prefixProblem(p);
+      if (problem) {
         this.counters.ignoredPrefixes++;
+        this.drop(problem);
         continue;
       }
       const prefix = maskPrefix(p.prefix, 64);
@@ -185,6 +215,7 @@ export class Slaac {
       if (p.validLifetime === 0) continue;
       if (this.addrs.size >= this.o.maxAddresses) {
         this.counters.ignoredPrefixes++;
+        this.drop('ra-prefix-limit');
         continue;
       }
       const a: SlaacAddress = {
@@ -200,8 +231,11 @@ export class Slaac {
     }
 
     let dnsChanged = false;
-    for (const r of ra.options.rdnss)
-      dnsChanged = this.refresh(this.servers, r.servers, r.lifetime, now, this.o.maxDnsServers) || dnsChanged;
+    for (const r of ra.options.rdnss) {
+      const usable = r.servers.filter((a) => !unusableServer(a));
+      if (usable.length < r.servers.length) this.drop('ra-rdnss-bad-server', r.servers.length - usable.length);
+      dnsChanged = this.refresh(this.servers, usable, r.lifetime, now, this.o.maxDnsServers) || dnsChanged;
+    }
     for (const s of ra.options.dnssl)
       dnsChanged = this.refresh(this.search, s.domains, s.lifetime, now, this.o.maxSearchDomains) || dnsChanged;
     if (dnsChanged) out.push(this.dnsAction());
@@ -340,7 +374,12 @@ export class Slaac {
       dns: { servers: [...this.servers.keys()], search: [...this.search.keys()] },
       ...(this.mtu !== undefined ? { mtu: this.mtu } : {}),
       counters: { ...this.counters },
+      drops: { ...this.drops },
     };
+  }
+
+  private drop(reason: string, n = 1): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + n;
   }
 
   private addressAction(a: SlaacAddress, now: number): AddressAction {

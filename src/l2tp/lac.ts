@@ -315,13 +315,22 @@ export class Lac {
 
     this.counters.ctrlIn++;
     const before = this.channel.stats.duplicates;
+    const outsideBefore = this.channel.stats.outsideWindow;
     const chActs = this.channel.receive({
       ns: pkt.ns,
       nr: pkt.nr,
       msg: pkt.message ? { sessionId: pkt.sessionId, msg: pkt.message } : undefined,
     });
-    this.counters.duplicates += this.channel.stats.duplicates - before;
+    const dups = this.channel.stats.duplicates - before;
+    this.counters.duplicates += dups;
+    if (dups > 0) this.drop('duplicate');
     acts.push(...this.fromChannel(chActs));
+    if (this.channel.stats.outsideWindow !== outsideBefore) {
+      // An Ns far from anything the SC could send is forged or stale: it must not
+      // count as proof of life either, or a flood of them would hold off our HELLO.
+      this.drop('outside-window');
+      return acts;
+    }
     acts.push(...this.helloActivity(true));
     acts.push(...this.channel.flush().flatMap((a) => this.fromChannel([a])));
     acts.push(...this.checkClosing());
@@ -756,7 +765,9 @@ export class Lac {
    * The SC hides AVPs (RFC 2661 4.3) and we have no secret to read them: no retransmission
    * can fix that, so rather than drop every copy until the channel times out with a
    * meaningless 'max-retries', fail the tunnel at once with a reason that names the cause.
-   * Only a control message for our tunnel from the peer we talk to counts.
+   * Only a control message for our tunnel from the peer we talk to, carrying the Ns we
+   * expect next, counts: anything else could not have been delivered anyway, and a
+   * datagram that never passed the sequence check must not be able to end the tunnel.
    */
   private hiddenWithoutSecret(bytes: Uint8Array, from: string | undefined): LacAction[] {
     this.drop('avp-hidden-no-secret');
@@ -767,6 +778,7 @@ export class Lac {
       return [];
     }
     if (!header.control || header.tunnelId !== this.localTunnelId) return [];
+    if (header.ns !== this.channel.sequence.nr) return [];
     if (from !== undefined && this.peer !== undefined && from !== this.peer && this.cfg.peerAddressPolicy === 'first-reply') return [];
     if (this.tunnelState !== 'wait-ctl-reply' && this.tunnelState !== 'established') return [];
     return this.teardown({

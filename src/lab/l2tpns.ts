@@ -324,6 +324,38 @@ export class L2tpnsSc {
     await new Promise((r) => setTimeout(r, 50));
   }
 
+  /**
+   * A crash: SIGKILL to l2tpns, so no StopCCN or CDN goes out and its tun0 vanishes
+   * with the process. FreeRADIUS is killed too, so that a new instance (start()
+   * again in the same namespace) can take its port. Resolves once both are gone.
+   */
+  async kill(): Promise<void> {
+    this.stopped = true;
+    const pid = this.pid();
+    for (const p of [pid, this.lns.pid, this.radius.pid]) {
+      if (p === undefined) continue;
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    const end = Date.now() + 5000;
+    const alive = (p: number | undefined) => {
+      if (p === undefined) return false;
+      try {
+        process.kill(p, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
+    while ((alive(pid) || running(this.lns) || running(this.radius)) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** Removes the generated config and logs. */
   cleanup(): void {
     rmSync(this.dir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 import { META_FLAGS, META_HOPLIMIT, META_IFINDEX, META_LENGTH, NativeChannel, type NativeHandle, addon } from '../native/addon';
 import { formatAddress } from '../ipv6/address';
+import { explainPermission } from './privileges';
 
 export interface Icmp6Options {
   /** Messages read per wake-up at most (default 8). */
@@ -47,7 +48,15 @@ export class Icmp6Socket extends NativeChannel<NativeHandle> {
   }
 
   static open(ifname: string, opts: Icmp6Options = {}): Icmp6Socket {
-    return new Icmp6Socket(addon().icmp6Open(ifname, opts.batch ?? 8, opts.slotSize ?? 2048, opts.hopLimit ?? 255), ifname);
+    const native = addon();
+    let handle: NativeHandle;
+    try {
+      handle = native.icmp6Open(ifname, opts.batch ?? 8, opts.slotSize ?? 2048, opts.hopLimit ?? 255);
+    } catch (e) {
+      // A raw socket (and SO_BINDTODEVICE before Linux 5.7) needs CAP_NET_RAW.
+      throw explainPermission(e, 'CAP_NET_RAW');
+    }
+    return new Icmp6Socket(handle, ifname);
   }
 
   /** Receive multicast to `group` on the bound interface (e.g. ALL_ROUTERS to hear RS). */

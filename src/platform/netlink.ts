@@ -12,6 +12,7 @@ import {
   rt,
 } from 'netlink';
 import { NetlinkError } from './netlink/errors';
+import { needsCapability } from './privileges';
 import { afOf, type IpFamily, parseIp, parsePrefix } from './netlink/ip';
 import {
   type AddressInfo,
@@ -509,7 +510,7 @@ export class Netlink {
       if (m.type === NLMSG_ERROR) {
         const errno = parseErrno(m);
         if (errno === undefined) throw new NetlinkError(op, 'malformed error reply');
-        if (errno !== 0) throw NetlinkError.fromErrno(op, errno);
+        if (errno !== 0) throw kernelError(op, errno);
         continue;
       }
       try {
@@ -520,6 +521,13 @@ export class Netlink {
     }
     return result;
   }
+}
+
+/** The kernel's refusal; EPERM on a change means the process lacks CAP_NET_ADMIN, so say so. */
+function kernelError(op: string, errno: number): NetlinkError {
+  const e = NetlinkError.fromErrno(op, errno);
+  if (e.code !== 'EPERM' && e.code !== 'EACCES') return e;
+  return new NetlinkError(op, `${e.code}: ${needsCapability('CAP_NET_ADMIN')}`, e.errno);
 }
 
 function parseErrno(m: NetlinkMessage): number | undefined {

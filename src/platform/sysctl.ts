@@ -1,5 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { needsCapability } from './privileges';
 
 /**
  * Reads and writes the few /proc/sys values the agent needs. Like netlink,
@@ -124,8 +125,9 @@ export class Sysctl {
     const why =
       code === 'ENOENT'
         ? 'no such key (missing interface?)'
-        : code === 'EACCES'
-          ? 'permission denied'
+        : code === 'EACCES' || code === 'EPERM'
+          ? // /proc/sys/net files are root's 0644; CAP_NET_ADMIN grants a non-root process the owner's rights.
+            `permission denied: ${needsCapability('CAP_NET_ADMIN')}`
           : String((e as Error).message ?? e);
     return new SysctlError(key, `${what}: ${why}`, code);
   }

@@ -1,4 +1,5 @@
 import { META_FLAGS, META_LENGTH, NativeChannel, type NativeTunHandle, addon } from '../native/addon';
+import { explainPermission } from './privileges';
 
 export interface TunOptions {
   /** Packets read per wake-up at most (default 64). */
@@ -61,7 +62,15 @@ export class TunDevice extends NativeChannel<NativeTunHandle> {
 
   /** Creates (or attaches to) the TUN device `name`; '' lets the kernel choose tunN. */
   static open(name = '', opts: TunOptions = {}): TunDevice {
-    return new TunDevice(addon().tunOpen(name, opts.batch ?? 64, opts.slotSize ?? 4096));
+    const native = addon();
+    let handle: NativeTunHandle;
+    try {
+      handle = native.tunOpen(name, opts.batch ?? 64, opts.slotSize ?? 4096);
+    } catch (e) {
+      // TUNSETIFF refuses with EPERM without CAP_NET_ADMIN; say which capability, not just "not permitted".
+      throw explainPermission(e, 'CAP_NET_ADMIN');
+    }
+    return new TunDevice(handle);
   }
 
   /** The device name the kernel gave us. */

@@ -1,5 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { controlRequest } from '../../src/agent/control';
@@ -18,6 +18,24 @@ export interface LogLine {
   level: number;
   msg: string;
   [k: string]: unknown;
+}
+
+/**
+ * Run the agent as an unprivileged user that keeps only `caps` (ambient
+ * capabilities through setpriv), the way a systemd unit with User= and
+ * AmbientCapabilities= would.
+ */
+export interface RunAs {
+  uid: number;
+  gid: number;
+  /** Capability names without the CAP_ prefix, lower case (e.g. 'net_admin'); [] keeps none. */
+  caps: readonly string[];
+  /**
+   * A character device bind-mounted over /dev/net/tun for this process only (`ip netns
+   * exec` gives it a private mount namespace), for hosts whose /dev/net/tun is 0600
+   * where most distributions ship 0666.
+   */
+  tunNode?: string;
 }
 
 export class AgentProc {
@@ -43,20 +61,21 @@ export class AgentProc {
   }
 
   /** Starts `softwire run` in `ns` with the given flags (a control socket and state dir are added). */
-  static start(ns: Netns, args: string[], opts: { password?: string } = {}): AgentProc {
+  static start(ns: Netns, args: string[], opts: { password?: string; runAs?: RunAs } = {}): AgentProc {
     const dir = mkdtempSync(join(tmpdir(), 'softwire-agent-'));
+    const runAs = opts.runAs;
+    if (runAs) chownSync(dir, runAs.uid, runAs.gid);
     const socket = join(dir, 'softwire.sock');
     const extra: string[] = [];
     if (opts.password !== undefined) {
       const pw = join(dir, 'password');
       writeFileSync(pw, `${opts.password}\n`, { mode: 0o600 });
+      if (runAs) chownSync(pw, runAs.uid, runAs.gid);
       extra.push('--password-file', pw);
     }
-    const p = ns.spawn(
-      'node',
-      [BIN, 'run', '--control-socket', socket, '--state-dir', join(dir, 'state'), '--resolv-file', join(dir, 'resolv.conf'), ...extra, ...args],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const argv = ['node', BIN, 'run', '--control-socket', socket, '--state-dir', join(dir, 'state'), '--resolv-file', join(dir, 'resolv.conf'), ...extra, ...args];
+    const [cmd, cmdArgs] = runAs ? dropPrivileges(runAs, argv) : [argv[0]!, argv.slice(1)];
+    const p = ns.spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     return new AgentProc(p, socket, dir);
   }
 
@@ -111,4 +130,22 @@ export class AgentProc {
     clearTimeout(timer);
     return { code: r.code, tookMs: Date.now() - t0 };
   }
+}
+
+/** The command line that runs `argv` as runAs.uid with only runAs.caps (for Netns.spawn/exec). */
+export function dropPrivileges(runAs: RunAs, argv: string[]): [string, string[]] {
+  const caps = runAs.caps.map((c) => `+${c}`).join(',');
+  const setpriv = [
+    'setpriv',
+    `--reuid=${runAs.uid}`,
+    `--regid=${runAs.gid}`,
+    '--clear-groups',
+    `--inh-caps=-all${caps ? `,${caps}` : ''}`,
+    ...(caps ? [`--ambient-caps=${caps}`] : []),
+    `--bounding-set=-all${caps ? `,${caps}` : ''}`,
+    '--no-new-privs',
+  ];
+  if (!runAs.tunNode) return [setpriv[0]!, [...setpriv.slice(1), ...argv]];
+  // The bind mount needs root, so it happens before setpriv drops it.
+  return ['sh', ['-c', 'mount --bind "$0" /dev/net/tun && exec "$@"', runAs.tunNode, ...setpriv, ...argv]];
 }

@@ -1,33 +1,21 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { Status } from '../../src/agent/status';
 import { emptyStatus } from '../../src/agent/status';
 import { UCI_OPTIONS } from '../../src/config/uci';
+import { harness as makeHarness, notify, removeHarnessDirs, SH, SH_ARGS, SHIM_DIR, until } from '../helpers/netifd-harness';
 
 /**
  * The netifd protocol handler (openwrt/files/softwire.proto) and the agent's notify
- * script (softwire.script), run by a POSIX shell against a recording shim of
- * netifd-proto.sh and jshn.sh (fixtures/openwrt-netifd/shim.sh).
- *
- * The agent is a parameter: by default a fake (fixtures/openwrt-netifd/bin/softwire)
- * that runs its --notify-command once and answers "status --json" with a canned
- * status. SOFTWIRE_NETIFD_AGENT=/path/to/softwire swaps in a real one (for an
- * end-to-end run against a real SC); the exact-call assertions then give way to
- * shape checks, because addresses and lifetimes come from the SC.
+ * script (softwire.script) against a recording shim of netifd-proto.sh and jshn.sh,
+ * with a fake agent (fixtures/openwrt-netifd/bin/softwire) that runs its
+ * --notify-command once and answers "status --json" with a canned status. The same
+ * handler against l2tpns and the real agent: test/interop/netifd-l2tpns.test.ts.
  */
-
-const REPO = resolve(__dirname, '../..');
-const FILES = join(REPO, 'openwrt/files');
-const SHIM_DIR = join(REPO, 'test/integration/fixtures/openwrt-netifd');
-const REAL_AGENT = process.env.SOFTWIRE_NETIFD_AGENT;
-/** Shell under test: busybox ash when present (what OpenWrt runs), else dash. */
-const SH = process.env.SOFTWIRE_TEST_SH ?? (existsSync('/bin/busybox') ? '/bin/busybox' : 'dash');
-const SH_ARGS = SH.endsWith('busybox') ? ['sh'] : [];
 
 const NOW = 1_750_000_000;
 const iso = (epoch: number) => new Date(epoch * 1000).toISOString();
@@ -48,78 +36,9 @@ function cannedStatus(): Status {
   return s;
 }
 
-const dirs: string[] = [];
-after(() => {
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
-});
+after(removeHarnessDirs);
 
-interface Harness {
-  dir: string;
-  env: NodeJS.ProcessEnv;
-  /** Runs shell code after sourcing the shim and the handler (INCLUDE_ONLY, as netifd's includes do). */
-  sh(code: string, args?: string[]): { status: number | null; stdout: string; stderr: string };
-  /** The recorded proto_* calls, one "name [arg] ..." line each. */
-  calls(): string[];
-  fakeLog(): string[];
-  setStatus(s: unknown): void;
-  clearCalls(): void;
-}
-
-function harness(): Harness {
-  const dir = mkdtempSync(join(tmpdir(), 'softwire-netifd-'));
-  dirs.push(dir);
-  const bin = join(dir, 'bin');
-  mkdirSync(bin);
-  // PATH: our date first (fixed clock), then the agent under test.
-  symlinkSync(join(SHIM_DIR, 'bin/date'), join(bin, 'date'));
-  symlinkSync(REAL_AGENT ?? join(SHIM_DIR, 'bin/softwire'), join(bin, 'softwire'));
-  const log = join(dir, 'proto.log');
-  const statusFile = join(dir, 'status.json');
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PATH: `${bin}:${process.env.PATH}`,
-    NETIFD_SHIM_DIR: SHIM_DIR,
-    NETIFD_SHIM_LOG: log,
-    SOFTWIRE_OPENWRT_FILES: FILES,
-    SOFTWIRE_RUNDIR: join(dir, 'run'),
-    SOFTWIRE_NOTIFY: join(SHIM_DIR, 'notify'),
-    SOFTWIRE_REPO: REPO,
-    SOFTWIRE_FAKE_LOG: join(dir, 'fake.log'),
-    SOFTWIRE_FAKE_STATUS: statusFile,
-    ...(REAL_AGENT ? {} : { SOFTWIRE_FAKE_NOW: String(NOW) }),
-  };
-  const read = (f: string) => (existsSync(f) ? readFileSync(f, 'utf8').split('\n').filter(Boolean) : []);
-  return {
-    dir,
-    env,
-    sh(code, args = []) {
-      const script = `INCLUDE_ONLY=1\n. "$NETIFD_SHIM_DIR/shim.sh"\n. "$SOFTWIRE_OPENWRT_FILES/softwire.proto"\n${code}`;
-      const r = spawnSync(SH, [...SH_ARGS, '-c', script, 'sh', ...args], { env, encoding: 'utf8', timeout: 30_000 });
-      return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-    },
-    calls: () => read(log),
-    fakeLog: () => read(join(dir, 'fake.log')),
-    setStatus: (s) => writeFileSync(statusFile, JSON.stringify(s)),
-    clearCalls: () => rmSync(log, { force: true }),
-  };
-}
-
-/** Polls for a condition on a child process's output (not timer logic: the child runs for real). */
-async function until(what: string, check: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** Runs the notify script as the agent would: `softwire.script STATE`, with the handler's exports. */
-function notify(h: Harness, state: string, extra: NodeJS.ProcessEnv = {}) {
-  return spawnSync(join(SHIM_DIR, 'notify'), [state], {
-    env: { ...h.env, INTERFACE: 'wan6', SOFTWIRE_DEVICE: 'sw-wan6', SOFTWIRE_CONTROL_SOCKET: join(h.dir, 'run/wan6.sock'), ...extra },
-    encoding: 'utf8',
-  });
-}
+const harness = () => makeHarness({ fakeNow: NOW });
 
 const DATA = {
   proto: 'softwire',
@@ -147,7 +66,7 @@ const UP_CALLS = [
   'proto_send_update [wan6]',
 ];
 
-describe(`netifd handler (${SH}${REAL_AGENT ? `, agent ${REAL_AGENT}` : ', fake agent'})`, () => {
+describe(`netifd handler (${SH}, fake agent)`, () => {
   test('init_config declares every UCI option with its type, plus defaultroute and peerdns', () => {
     const h = harness();
     const r = h.sh('proto_softwire_init_config; echo "no_device=$no_device available=$available"');
@@ -184,41 +103,34 @@ describe(`netifd handler (${SH}${REAL_AGENT ? `, agent ${REAL_AGENT}` : ', fake 
       `proto_export [SOFTWIRE_CONTROL_SOCKET=${run}/wan6.sock]`,
       'proto_export [SOFTWIRE_DEFAULTROUTE=1]',
       'proto_export [SOFTWIRE_PEERDNS=1]',
-      `proto_run_command [wan6] [softwire] [run] [-c] [${conf}] [--tun-device] [sw-wan6] [--control-socket] [${run}/wan6.sock] [--notify-command] [${SHIM_DIR}/notify]`,
+      `proto_run_command [wan6] [softwire] [run] [-c] [${conf}] [--tun-device] [sw-wan6] [--control-socket] [${run}/wan6.sock] [--notify-command] [${SHIM_DIR}/notify] [--provision] [netifd]`,
     ];
-    await until('proto_send_update from the agent', () => h.calls().some((l) => l.startsWith('proto_send_update')), REAL_AGENT ? 120_000 : 15_000);
+    await until('proto_send_update from the agent', () => h.calls().some((l) => l.startsWith('proto_send_update')));
     const calls = h.calls();
     assert.deepEqual(calls.slice(0, setup.length), setup);
-    if (REAL_AGENT) {
-      const up = calls.slice(setup.length);
-      assert.equal(up[0], 'proto_init_update [sw-wan6] [1]');
-      assert.ok(up.some((l) => /^proto_add_ipv6_address \[[0-9a-f:]+\] \[\d+\]$/.test(l)));
-      assert.equal(up.at(-1), 'proto_send_update [wan6]');
-    } else {
-      assert.deepEqual(calls.slice(setup.length), UP_CALLS);
-      assert.deepEqual(h.fakeLog().slice(0, 3), [
-        `uci-config --netifd-json ${run}/wan6.netifd.json`,
-        `run -c ${conf} --tun-device sw-wan6 --control-socket ${run}/wan6.sock --notify-command ${SHIM_DIR}/notify`,
-        `status --json --control-socket ${run}/wan6.sock`,
-      ]);
-    }
+    assert.deepEqual(calls.slice(setup.length), UP_CALLS);
+    assert.deepEqual(h.fakeLog().slice(0, 3), [
+      `uci-config --netifd-json ${run}/wan6.netifd.json`,
+      `run -c ${conf} --tun-device sw-wan6 --control-socket ${run}/wan6.sock --notify-command ${SHIM_DIR}/notify --provision netifd`,
+      `status --json --control-socket ${run}/wan6.sock`,
+    ]);
 
     h.clearCalls();
     const t = h.sh('proto_softwire_teardown wan6 sw-wan6');
     assert.equal(t.status, 0, t.stderr);
     assert.deepEqual(h.calls(), ['proto_kill_command [wan6]']);
     assert.ok(!existsSync(conf), 'the rendered config (with the password) is removed');
-    if (!REAL_AGENT) await until('the fake agent to get SIGTERM', () => h.fakeLog().includes('terminated'));
+    await until('the fake agent to get SIGTERM', () => h.fakeLog().includes('terminated'));
   });
 
-  test('a long interface name is cut to IFNAMSIZ; tun_device and control_socket options are honoured', () => {
+  test('a long interface name is cut to IFNAMSIZ; tun_device, control_socket and provision options are honoured', () => {
     const h = harness();
     let r = h.sh('json_load "$1"; proto_softwire_setup averyverylongname', [JSON.stringify({ server: ['192.0.2.1'] })]);
     assert.equal(r.status, 0, r.stderr);
     assert.ok(h.calls().includes('proto_export [SOFTWIRE_DEVICE=sw-averyverylon]'), h.calls().join('\n'));
     h.clearCalls();
     r = h.sh('json_load "$1"; proto_softwire_setup wan6', [
-      JSON.stringify({ server: ['192.0.2.1'], tun_device: 'swx', control_socket: '/run/x.sock', defaultroute: false, peerdns: false }),
+      JSON.stringify({ server: ['192.0.2.1'], tun_device: 'swx', control_socket: '/run/x.sock', defaultroute: false, peerdns: false, provision: 'agent' }),
     ]);
     assert.equal(r.status, 0, r.stderr);
     const calls = h.calls();
@@ -230,6 +142,8 @@ describe(`netifd handler (${SH}${REAL_AGENT ? `, agent ${REAL_AGENT}` : ', fake 
     ]) {
       assert.ok(calls.includes(want), `${want} in\n${calls.join('\n')}`);
     }
+    // An explicit provision option wins over the handler's netifd.
+    assert.match(calls.find((l) => l.startsWith('proto_run_command')) ?? '', / \[--provision\] \[agent\]$/);
   });
 
   test('a bad option fails setup with INVALID_CONFIG, blocks restarts and names the option', () => {
@@ -247,7 +161,7 @@ describe(`netifd handler (${SH}${REAL_AGENT ? `, agent ${REAL_AGENT}` : ', fake 
   });
 });
 
-describe(`notify script (${SH})`, { skip: REAL_AGENT ? 'needs the canned status of the fake agent' : false }, () => {
+describe(`notify script (${SH})`, () => {
   test('up reports address, default route, prefix with lifetimes, DNS and the IPCP address', () => {
     const h = harness();
     h.setStatus(cannedStatus());
@@ -273,7 +187,7 @@ describe(`notify script (${SH})`, { skip: REAL_AGENT ? 'needs the canned status 
     ]);
   });
 
-  test('host mode without a prefix, and an IPv4-only softwire without carrying traffic', () => {
+  test('host mode without a prefix; IPCP up without carrying IPv4 reports no IPv4', () => {
     const h = harness();
     const s = cannedStatus();
     s.ipv6!.delegatedPrefix = null;
@@ -287,7 +201,28 @@ describe(`notify script (${SH})`, { skip: REAL_AGENT ? 'needs the canned status 
     assert.deepEqual(h.calls(), [
       'proto_init_update [sw-wan6] [1]',
       'proto_add_ipv6_address [2001:db8:ffff::2] [128]',
-      'proto_add_ipv4_address [198.51.100.7] [32] [] [198.51.100.1]',
+      'proto_send_update [wan6]',
+    ]);
+  });
+
+  test('an IPCP peer that is the SC itself is left out; a DNS server listed twice is reported once', () => {
+    const h = harness();
+    const s = cannedStatus();
+    s.sc = { address: '198.51.100.1', port: 1701 };
+    // What the real agent reports with family dual: the IPCP servers among the IPv6 ones too.
+    s.ipv6!.dns = ['2001:db8::53', '198.51.100.53'];
+    h.setStatus(s);
+    assert.equal(notify(h, 'up').status, 0);
+    assert.deepEqual(h.calls(), [
+      'proto_init_update [sw-wan6] [1]',
+      'proto_add_ipv6_address [2001:db8:ffff::2] [128]',
+      'proto_add_ipv6_route [::] [0]',
+      'proto_add_ipv6_prefix [2001:db8:100::/56,3600,7200]',
+      'proto_add_dns_server [2001:db8::53]',
+      'proto_add_dns_server [198.51.100.53]',
+      'proto_add_dns_search [example.net]',
+      'proto_add_ipv4_address [198.51.100.7] [32] [] []',
+      'proto_add_ipv4_route [0.0.0.0] [0]',
       'proto_send_update [wan6]',
     ]);
   });

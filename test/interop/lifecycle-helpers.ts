@@ -1,10 +1,12 @@
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DEFAULT_USER, L2tpnsSc } from '../../src/lab/l2tpns';
+import { onLines } from '../../src/lab/lines';
 import { link, type Netns } from '../../src/lab/netns';
 import { scLayout, type ScLayout } from '../../src/lab/topology';
 import { AgentProc, type LogLine } from '../helpers/agent-proc';
+import type { Impairment, RelayStats } from '../peer/relay';
 
 /** Shared set-up of the lifecycle tests: namespaces, l2tpns, the agent, the CLI. */
 
@@ -86,3 +88,117 @@ export async function waitLogAfter(a: AgentProc, from: number, re: RegExp, ms: n
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ------------------------------------------------------------------ fault tests
+
+const TOOLS = resolve(__dirname, 'fault-tools-main.ts');
+
+/** A fault-tools-main.ts child in a namespace: JSON lines out, lines in. */
+export class ToolProc {
+  readonly out: Record<string, unknown>[] = [];
+  readonly stderr: string[] = [];
+
+  private constructor(readonly proc: ChildProcess) {
+    onLines(proc.stdout!, (line) => {
+      try {
+        this.out.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        /* not ours */
+      }
+    });
+    proc.stderr!.setEncoding('utf8');
+    proc.stderr!.on('data', (d: string) => this.stderr.push(d));
+  }
+
+  static async start(t: After, ns: Netns, args: string[], ms = 15_000): Promise<ToolProc> {
+    const p = new ToolProc(ns.spawn('node', ['--import', 'tsx', TOOLS, ...args], { stdio: ['pipe', 'pipe', 'pipe'] }));
+    t.after(() => p.stop());
+    await p.wait((o) => o.ready === true, ms, 'ready');
+    return p;
+  }
+
+  send(line: string): void {
+    this.proc.stdin!.write(`${line}\n`);
+  }
+
+  async wait(pred: (o: Record<string, unknown>) => boolean, ms: number, what: string, from = 0): Promise<Record<string, unknown>> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const o = this.out.slice(from).find(pred);
+      if (o) return o;
+      if (this.proc.exitCode !== null) throw new Error(`fault tool exited (${this.proc.exitCode}) waiting for ${what}: ${this.stderr.join('')}`);
+      if (Date.now() > end) throw new Error(`fault tool: no ${what} within ${ms} ms: ${this.stderr.join('')}`);
+      await sleep(25);
+    }
+  }
+
+  stop(): void {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) this.proc.kill('SIGKILL');
+  }
+}
+
+export interface RaSeen {
+  at: number;
+  from: string;
+  routerLifetime: number;
+  prefixes: { prefix: string; valid: number; preferred: number }[];
+}
+
+/** Listens for Router Advertisements on a LAN host's interface. */
+export class RaWatch {
+  private constructor(private readonly tool: ToolProc) {}
+
+  static async start(t: After, host: Netns, ifname: string): Promise<RaWatch> {
+    return new RaWatch(await ToolProc.start(t, host, ['ra', ifname]));
+  }
+
+  get all(): RaSeen[] {
+    return this.tool.out.flatMap((o) => (o.ra ? [o.ra as RaSeen] : []));
+  }
+
+  /** Sends a Router Solicitation from the LAN host (a router answers with an RA). */
+  solicit(): void {
+    this.tool.send('rs');
+  }
+
+  /** The first RA at or after `since` that makes us a default router and carries `prefix` (a /64) with a non-zero preferred lifetime. */
+  async waitAnnounce(prefix: string, since: number, ms: number): Promise<RaSeen> {
+    const end = Date.now() + ms;
+    let lastRs = 0;
+    for (;;) {
+      const ra = this.all.find((r) => r.at >= since && r.routerLifetime > 0 && r.prefixes.some((p) => p.prefix === prefix && p.preferred > 0));
+      if (ra) return ra;
+      if (Date.now() > end || this.tool.proc.exitCode !== null) {
+        throw new Error(`no RA announcing ${prefix} on the LAN within ${ms} ms; saw ${JSON.stringify(this.all.slice(-4))} ${this.tool.stderr.join('')} ${JSON.stringify(this.tool.out.slice(-4))}`);
+      }
+      // Unsolicited RAs follow changes only; ask now and then so a router that is up but quiet still shows it answers.
+      if (Date.now() - lastRs > 4000) {
+        lastRs = Date.now();
+        this.solicit();
+      }
+      await sleep(25);
+    }
+  }
+}
+
+/** The impairment relay (test/peer/relay.ts) as a process in a namespace. */
+export class RelayProc {
+  private constructor(private readonly tool: ToolProc) {}
+
+  static async start(t: After, ns: Netns, opts: { listenHost: string; listenPort: number; targetHost: string; targetPort: number; seed: number }): Promise<RelayProc> {
+    return new RelayProc(await ToolProc.start(t, ns, ['relay', JSON.stringify(opts)]));
+  }
+
+  /** Replaces the impairment; resolves with the relay's counters so far. */
+  async impair(imp: Partial<Impairment>): Promise<Record<'up' | 'down', RelayStats>> {
+    const from = this.tool.out.length;
+    this.tool.send(JSON.stringify(imp));
+    return (await this.tool.wait((o) => o.stats !== undefined, 5000, 'relay stats', from)).stats as Record<'up' | 'down', RelayStats>;
+  }
+}
+
+/** The fault line the reliability table is built from. */
+export function faultLine(name: string, detectMs: number, upMs: number, extra: Record<string, string | number | boolean> = {}): string {
+  const tail = Object.entries(extra).map(([k, v]) => ` ${k}=${typeof v === 'string' && /\s/.test(v) ? JSON.stringify(v) : v}`);
+  return `fault=${name} detect_ms=${Math.round(detectMs)} up_ms=${Math.round(upMs)}${tail.join('')}`;
+}

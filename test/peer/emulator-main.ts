@@ -1,4 +1,6 @@
 import { createInterface } from 'node:readline';
+import type { AvpValues } from '../../src/l2tp/avps';
+import type { MessageName } from '../../src/l2tp/messages';
 import { Emulator, type EmulatorOptions } from './emulator';
 import { type Impairment, UdpRelay } from './relay';
 
@@ -18,7 +20,9 @@ export interface EmulatorScript extends EmulatorOptions {
 export type EmulatorCommand =
   | { cmd: 'stopccn'; result: number; error?: number; message?: string; tunnelId?: number }
   | { cmd: 'cdn'; result: number; error?: number; message?: string; tunnelId?: number }
-  | { cmd: 'raw'; hex: string; tunnelId?: number; fromAddress?: string; fromPort?: number }
+  | { cmd: 'raw'; hex: string; tunnelId?: number; fromAddress?: string; fromPort?: number; repeat?: number }
+  /** A control message through the channel; `values` as AvpValues JSON (AVPs without byte values only). */
+  | { cmd: 'ctl'; message: MessageName; sessionId: number; values?: Record<string, unknown>; tunnelId?: number }
   | { cmd: 'status' }
   | { cmd: 'close' };
 
@@ -66,8 +70,10 @@ async function main(): Promise<void> {
           case 'raw':
             await emu.sendRaw(Buffer.from(req.hex, 'hex'), req);
             return reply({ ok: true });
+          case 'ctl':
+            return reply({ ok: true, tunnelId: emu.sendControl(req.message, req.sessionId, (req.values ?? {}) as AvpValues, req.tunnelId) });
           case 'status':
-            return reply({ ok: true, counters: emu.counters, tunnels: emu.tunnelViews(), received: emu.received, relay: relay?.stats });
+            return reply({ ok: true, counters: emu.counters, tunnels: emu.tunnelViews(), received: emu.received, relay: relay?.stats, data: emu.dataCounters });
           case 'close':
             reply({ ok: true });
             return stop();

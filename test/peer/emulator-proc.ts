@@ -14,6 +14,8 @@ export interface EmulatorStatus {
   tunnels: TunnelView[];
   received: ControlRecord[];
   relay?: Record<'up' | 'down', RelayStats>;
+  /** Data mode: packets written into the emulator's TUN / sent to the agent, and drops. */
+  data?: { toTun: number; toAgent: number; tunDrops: number; udpDrops: number } | null;
 }
 
 export class EmulatorProc {

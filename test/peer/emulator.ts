@@ -15,6 +15,7 @@ import {
   MessageType,
   type RequiredValues,
 } from '../../src/l2tp/messages';
+import { DataTap, type DataModeOptions, type EmuSocket, NativeServerSocket } from './emulator-data';
 import { PppServer, type PppEvent, type PppServerOptions } from './ppp-server';
 
 /**
@@ -92,6 +93,11 @@ export interface EmulatorOptions {
   channel?: Partial<ChannelConfig>;
   /** First tunnel ID handed out (l2tpns starts at 2). */
   firstTunnelId?: number;
+  /**
+   * Data mode (emulator-data.ts): the session's IP data goes to and from a TUN of this
+   * name in the emulator's namespace, over a native batched socket (needs `host` as an IP address).
+   */
+  data?: DataModeOptions;
 }
 
 export interface ControlRecord {
@@ -115,7 +121,9 @@ export type EmulatorEvent =
   | { type: 'bad-datagram'; from: string; reason: string }
   | { type: 'tunnel'; state: 'new' | 'up' | 'down'; tunnelId: number; peer: string; reason?: string }
   | { type: 'session'; state: 'new' | 'up' | 'down'; tunnelId: number; sessionId: number; reason?: string }
-  | ({ tunnelId: number; sessionId: number } & { type: 'ppp'; ppp: PppEvent });
+  | ({ tunnelId: number; sessionId: number } & { type: 'ppp'; ppp: PppEvent })
+  /** Data mode: `route` now leads into the emulator's TUN. */
+  | { type: 'data-route'; route: string; tun: string };
 
 export interface EmulatorCounters {
   rx: Record<string, number>;
@@ -135,6 +143,8 @@ export interface TunnelView {
   localPort: number;
   state: 'wait-scccn' | 'established' | 'closed';
   session: { localId: number; peerId: number; state: 'wait-iccn' | 'established' | 'closed'; ppp: ReturnType<PppServer['state']> | null; peerIid: string | null } | null;
+  /** The control channel's next Ns and expected Nr (to build in-window or stale messages). */
+  seq?: { ns: number; nr: number };
 }
 
 interface Delivered {
@@ -153,7 +163,7 @@ interface Tunnel {
   localId: number;
   peerId: number;
   peer: { address: string; port: number };
-  sock: dgram.Socket;
+  sock: EmuSocket;
   ownSocket: boolean;
   state: TunnelView['state'];
   channel: ControlChannel<Delivered>;
@@ -196,7 +206,8 @@ export class Emulator {
     tunnels: 0,
     sessions: 0,
   };
-  private readonly sock: dgram.Socket;
+  private readonly sock: EmuSocket;
+  private tap: DataTap | null = null;
   private readonly tunnels = new Map<number, Tunnel>();
   private readonly ruleHits: number[] = [];
   private readonly held = new Map<'in' | 'out', { fire: () => void; timer: NodeJS.Timeout }>();
@@ -211,18 +222,30 @@ export class Emulator {
 
   private constructor(readonly opts: EmulatorOptions) {
     const host = opts.host ?? '127.0.0.1';
-    this.sock = dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
+    this.sock = opts.data ? NativeServerSocket.open(host, opts.port ?? 0) : dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
     this.nextTunnelId = opts.firstTunnelId ?? 2;
     if (opts.hide && opts.secret === undefined) throw new Error('hiding AVPs needs a secret');
   }
 
   static async start(opts: EmulatorOptions = {}): Promise<Emulator> {
     const e = new Emulator(opts);
-    e.sock.on('message', (m, r) => e.onDatagram(m, r));
+    const sock = e.sock;
+    if (sock instanceof NativeServerSocket) {
+      sock.onMessage((m, r) => e.onDatagram(m, r));
+      try {
+        e.tap = new DataTap(sock, opts.data!);
+      } catch (err) {
+        sock.close();
+        throw err;
+      }
+      return e;
+    }
+    const ds = sock as dgram.Socket;
+    ds.on('message', (m, r) => e.onDatagram(m, r));
     await new Promise<void>((res, rej) => {
-      e.sock.once('error', rej);
-      e.sock.bind(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-        e.sock.off('error', rej);
+      ds.once('error', rej);
+      ds.bind(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+        ds.off('error', rej);
         res();
       });
     });
@@ -258,6 +281,7 @@ export class Emulator {
         ppp: t.session.ppp?.state() ?? null,
         peerIid: t.session.ppp?.peerInterfaceId ?? null,
       },
+      seq: t.channel.sequence,
     }));
   }
 
@@ -296,17 +320,41 @@ export class Emulator {
    * Sends raw bytes to a tunnel's peer (default: the latest tunnel), from the tunnel's
    * socket or from a throwaway socket bound to `fromAddress`:`fromPort` (spoofing tests).
    */
-  async sendRaw(bytes: Uint8Array, o: { tunnelId?: number; fromAddress?: string; fromPort?: number } = {}): Promise<void> {
+  async sendRaw(bytes: Uint8Array, o: { tunnelId?: number; fromAddress?: string; fromPort?: number; repeat?: number } = {}): Promise<void> {
     const t = o.tunnelId !== undefined ? this.tunnels.get(o.tunnelId) : this.latest();
     if (!t) throw new Error('no tunnel to send to');
+    // repeat: a burst of copies (flood tests), handed to the kernel back to back.
+    const n = Math.max(1, o.repeat ?? 1);
+    const burst = (s: EmuSocket) =>
+      new Promise<void>((res) => {
+        if (!(s instanceof dgram.Socket)) {
+          for (let i = 0; i < n; i++) s.send(bytes, t.peer.port, t.peer.address);
+          res();
+          return;
+        }
+        let left = n;
+        for (let i = 0; i < n; i++) s.send(bytes, t.peer.port, t.peer.address, () => --left === 0 && res());
+      });
     if (o.fromAddress === undefined && o.fromPort === undefined) {
-      t.sock.send(bytes, t.peer.port, t.peer.address);
+      await burst(t.sock);
       return;
     }
     const s = dgram.createSocket(isIP(o.fromAddress ?? t.peer.address) === 6 ? 'udp6' : 'udp4');
     await new Promise<void>((res) => s.bind(o.fromPort ?? 0, o.fromAddress, res));
-    await new Promise<void>((res) => s.send(bytes, t.peer.port, t.peer.address, () => res()));
+    await burst(s);
     s.close();
+  }
+
+  /**
+   * Sends any control message through the tunnel's reliable channel (so Ns/Nr stay in
+   * step), with whatever session ID and AVP values the test asks for: e.g. a CDN or
+   * ICRP naming a session the peer does not have. Returns the tunnel ID or null.
+   */
+  sendControl(message: MessageName, sessionId: number, values: AvpValues = {}, tunnelId?: number): number | null {
+    const t = tunnelId !== undefined ? this.tunnels.get(tunnelId) : this.latest('established');
+    if (!t || t.state === 'closed') return null;
+    this.sendCtl(t, message, sessionId, values as never);
+    return t.localId;
   }
 
   /** One tunnel's view (default: the latest), e.g. to build packets aimed at it. */
@@ -322,7 +370,13 @@ export class Emulator {
     for (const t of this.tunnels.values()) this.dispose(t);
     for (const h of this.held.values()) clearTimeout(h.timer);
     for (const l of this.loose) clearTimeout(l);
+    this.tap?.close();
     this.sock.close();
+  }
+
+  /** Data mode counters (packets into the TUN / to the agent, and drops), or null. */
+  get dataCounters(): DataTap['counters'] | null {
+    return this.tap?.counters ?? null;
   }
 
   // ------------------------------------------------------------ impairment
@@ -396,7 +450,7 @@ export class Emulator {
 
   // ------------------------------------------------------------ input
 
-  private onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo, sock: dgram.Socket = this.sock): void {
+  private onDatagram(msg: Buffer, rinfo: dgram.RemoteInfo, sock: EmuSocket = this.sock): void {
     if (this.closed) return;
     const bytes = new Uint8Array(msg);
     this.impair('in', kindOf(bytes), bytes, (b, action) => {
@@ -435,7 +489,7 @@ export class Emulator {
     return r;
   }
 
-  private process(bytes: Uint8Array, rinfo: dgram.RemoteInfo, sock: dgram.Socket, impaired?: ImpairRule['action']): void {
+  private process(bytes: Uint8Array, rinfo: dgram.RemoteInfo, sock: EmuSocket, impaired?: ImpairRule['action']): void {
     let m: L2tpMessage;
     try {
       m = decodeMessage(bytes, { secret: this.opts.secret });
@@ -475,16 +529,17 @@ export class Emulator {
     this.counters.retransmissions += t.channel.stats.retransmissions - before;
   }
 
-  private newTunnel(peerId: number, rinfo: dgram.RemoteInfo, mainSock: dgram.Socket): Tunnel {
+  private newTunnel(peerId: number, rinfo: dgram.RemoteInfo, mainSock: EmuSocket): Tunnel {
     let sock = mainSock;
     let ownSocket = false;
     if (this.opts.replyPort !== undefined) {
-      sock = dgram.createSocket(isIP(rinfo.address) === 6 ? 'udp6' : 'udp4');
+      const ds = dgram.createSocket(isIP(rinfo.address) === 6 ? 'udp6' : 'udp4');
+      sock = ds;
       ownSocket = true;
-      sock.on('message', (m, r) => this.onDatagram(m, r, sock));
-      sock.on('error', () => this.counters.badDatagrams++);
+      ds.on('message', (m, r) => this.onDatagram(m, r, ds));
+      ds.on('error', () => this.counters.badDatagrams++);
       // Sends issued before the bind completes are queued by dgram.
-      sock.bind(this.opts.replyPort, this.opts.host ?? '127.0.0.1');
+      ds.bind(this.opts.replyPort, this.opts.host ?? '127.0.0.1');
     }
     const t: Tunnel = {
       localId: this.nextTunnelId++,
@@ -606,9 +661,13 @@ export class Emulator {
             send: (frame) => {
               if (s.state === 'established') this.out(t, encodeData({ tunnelId: t.peerId, sessionId: s.peerId }, frame));
             },
-            event: (ev) => this.emit({ type: 'ppp', tunnelId: t.localId, sessionId: s.localId, ppp: ev }),
+            event: (ev) => {
+              this.emit({ type: 'ppp', tunnelId: t.localId, sessionId: s.localId, ppp: ev });
+              if (ev.type === 'ncp-up') this.dataUp(t, s, ev.ncp);
+            },
             setTimer: (n, ms, fn) => this.setTimer(t, `ppp.${n}`, ms, fn),
             clearTimer: (n) => this.clearTimer(t, `ppp.${n}`),
+            ...(this.tap ? { data: (pkt: Buffer) => this.tap?.writeIp(pkt) } : {}),
           });
           s.ppp.start();
         }
@@ -640,10 +699,41 @@ export class Emulator {
     }
   }
 
+  /** Data mode: carry this session's data and route what it was given into the TUN. */
+  private dataUp(t: Tunnel, s: Session, ncp: 'ipv6cp' | 'ipcp'): void {
+    const tap = this.tap;
+    const ppp = s.ppp;
+    if (!tap || !ppp) return;
+    tap.attach({
+      localTunnelId: t.localId,
+      localSessionId: s.localId,
+      peerTunnelId: t.peerId,
+      peerSessionId: s.peerId,
+      open4: () => s.state === 'established' && ppp.state().ipcp,
+      open6: () => s.state === 'established' && ppp.state().ipv6cp,
+    });
+    const o = this.opts.ppp || {};
+    const routes =
+      ncp === 'ipcp'
+        ? o.ipcp
+          ? [`${o.ipcp.peer}/32`]
+          : []
+        : [`${(o.ra?.prefix ?? '2001:db8:200::').replace(/\/\d+$/, '')}/64`, ...(o.dhcp?.prefix ? [o.dhcp.prefix] : [])];
+    for (const r of routes) {
+      try {
+        tap.route(r);
+        this.emit({ type: 'data-route', route: r, tun: tap.tun.name });
+      } catch (e) {
+        this.emit({ type: 'bad-datagram', from: 'data-mode', reason: `route ${r}: ${(e as Error).message}` });
+      }
+    }
+  }
+
   private sessionDown(t: Tunnel, reason: string): void {
     const s = t.session;
     if (!s || s.state === 'closed') return;
     s.state = 'closed';
+    this.tap?.attach(null);
     s.ppp?.stop();
     for (const n of [...t.timers.keys()]) if (n.startsWith('ppp.')) this.clearTimer(t, n);
     this.emit({ type: 'session', state: 'down', tunnelId: t.localId, sessionId: s.localId, reason });

@@ -76,7 +76,12 @@ export interface PppServerOptions {
     rapidCommit?: boolean;
     preferred?: number;
     valid?: number;
+    /** IA_PD T1/T2 in seconds (default 1800/2880). */
+    t1?: number;
+    t2?: number;
   };
+  /** Like l2tpns: send an RA to ff02::1 after every LCP Echo-Request from the peer. */
+  raOnEcho?: boolean;
   restartMs?: number;
   maxRestarts?: number;
 }
@@ -95,6 +100,8 @@ export interface PppIo {
   event(ev: PppEvent): void;
   setTimer(name: string, ms: number, fn: () => void): void;
   clearTimer(name: string): void;
+  /** IP packets that are not the server's own business (data mode: into the SC side's TUN). */
+  data?(packet: Buffer): void;
 }
 
 interface Negotiation {
@@ -196,6 +203,10 @@ export class PppServer {
           return this.onPap(f.payload);
         case PROTO.IPV6:
           return this.onIpv6(f.payload);
+        case PROTO.IPV4:
+          if (this.io.data && this.ipcp?.up) return this.io.data(f.payload);
+          this.count(`proto-${f.protocol.toString(16)}`);
+          return;
         default:
           this.count(`proto-${f.protocol.toString(16)}`);
       }
@@ -286,6 +297,7 @@ export class PppServer {
         return;
       case CODE.ECHO_REQ:
         if (layer === 'lcp') this.write(proto, encodePacket(CODE.ECHO_REPLY, p.id, Buffer.concat([u32(this.magic), p.data.subarray(4)])));
+        if (layer === 'lcp' && this.o.raOnEcho && this.ipv6cp.up) this.sendRa(ALL_NODES);
         return;
       default:
         return;
@@ -402,6 +414,7 @@ export class PppServer {
       const udp = parseUdp6(pkt);
       if (udp.dstPort === DHCP6_SERVER_PORT) return this.onDhcp(ip.src, decodeDhcp6(udp.payload));
     }
+    if (this.io.data && this.ipv6cp.up) return this.io.data(pkt);
     this.count('ipv6-other');
   }
 
@@ -452,8 +465,8 @@ export class PppServer {
         reply.iaPd = m.iaPd.slice(0, 1).map(
           (ia): IaPd => ({
             iaid: ia.iaid,
-            t1: 1800,
-            t2: 2880,
+            t1: cfg.t1 ?? 1800,
+            t2: cfg.t2 ?? 2880,
             prefixes: [
               {
                 prefix: prefix!,

@@ -1,9 +1,19 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import {
+  address,
+  dhcp6Message,
+  domain,
+  duid,
+  fuzzRuns,
+  ipv6BodyHostile,
+  ipv6PacketHostile,
+  ipv6Textish,
+  ndMessage,
+} from './arbitraries';
 import { Dhcp6Client } from '../../src/ipv6/dhcp6-client';
 import {
-  type Dhcp6Message,
   decodeDhcp6,
   emptyMessage,
   encodeDhcp6,
@@ -12,7 +22,7 @@ import {
   parseDuidText,
 } from '../../src/ipv6/dhcpv6';
 import { decodeDnsNames, encodeDnsNames } from '../../src/ipv6/dnsname';
-import { buildNdPacket, decodeNdMessage, emptyOptions, encodeNdMessage, type NdMessage, parseNdPacket } from '../../src/ipv6/nd';
+import { buildNdPacket, decodeNdMessage, emptyOptions, encodeNdMessage, parseNdPacket } from '../../src/ipv6/nd';
 import {
   buildUdp6,
   canonical,
@@ -28,17 +38,9 @@ import {
 } from '../../src/ipv6/packet';
 import { Slaac } from '../../src/ipv6/slaac';
 
-const RUNS = Number(process.env.FUZZ_RUNS ?? 2000);
+const RUNS = fuzzRuns();
 const ROUNDTRIP_RUNS = Math.max(200, Math.floor(RUNS / 4));
-
-const u32 = fc.nat({ max: 0xffffffff });
-/** fc.record builds null-prototype objects; decoders return ordinary ones. */
-const record = <T extends Record<string, fc.Arbitrary<unknown>>>(shape: T) =>
-  fc.record(shape).map((r) => ({ ...r }) as { [K in keyof T]: T[K] extends fc.Arbitrary<infer U> ? U : never });
 const bytes = (min: number, max: number) => fc.uint8Array({ minLength: min, maxLength: max });
-const address = bytes(16, 16).map(formatAddress);
-const label = fc.stringMatching(/^[A-Za-z0-9_-]{1,20}$/);
-const domain = fc.array(label, { minLength: 1, maxLength: 4 }).map((l) => l.join('.'));
 
 // -------------------------------------------------------------- round trips
 
@@ -70,26 +72,6 @@ test('sub-prefixes lie inside their parent and are distinct', () => {
   );
 });
 
-const ndOptions = record({
-  prefixes: fc.array(
-    record({
-      prefix: address,
-      prefixLength: fc.integer({ min: 0, max: 128 }),
-      onLink: fc.boolean(),
-      autonomous: fc.boolean(),
-      validLifetime: u32,
-      preferredLifetime: u32,
-    }),
-    { maxLength: 3 },
-  ),
-  rdnss: fc.array(record({ lifetime: u32, servers: fc.array(address, { minLength: 1, maxLength: 3 }) }), { maxLength: 2 }),
-  dnssl: fc.array(record({ lifetime: u32, domains: fc.array(domain, { minLength: 1, maxLength: 3 }) }), { maxLength: 2 }),
-  unknown: fc.array(record({ type: fc.constantFrom(9, 24, 200, 253), data: bytes(0, 30) }), { maxLength: 2 }),
-  mtu: fc.option(u32, { nil: undefined }),
-  sourceLinkLayer: fc.option(bytes(6, 6), { nil: undefined }),
-  nonce: fc.option(bytes(6, 6), { nil: undefined }),
-});
-
 /** Options as the decoder returns them: padded data, no undefined keys. */
 function normalise(o: ReturnType<typeof emptyOptions>) {
   const pad = (d: Uint8Array) => {
@@ -108,23 +90,6 @@ function normalise(o: ReturnType<typeof emptyOptions>) {
   if (o.mtu !== undefined) r.mtu = o.mtu;
   return r;
 }
-
-const ndMessage: fc.Arbitrary<NdMessage> = fc.oneof(
-  ndOptions.map((options) => ({ kind: 'rs' as const, options: emptyOptions(options) })),
-  record({
-    curHopLimit: fc.nat(255),
-    managed: fc.boolean(),
-    other: fc.boolean(),
-    routerLifetime: fc.nat(0xffff),
-    reachableTime: u32,
-    retransTimer: u32,
-    options: ndOptions,
-  }).map((r) => ({ kind: 'ra' as const, ...r, options: emptyOptions(r.options) })),
-  record({ target: address, options: ndOptions }).map((r) => ({ kind: 'ns' as const, ...r, options: emptyOptions(r.options) })),
-  record({ router: fc.boolean(), solicited: fc.boolean(), override: fc.boolean(), target: address, options: ndOptions }).map(
-    (r) => ({ kind: 'na' as const, ...r, options: emptyOptions(r.options) }),
-  ),
-);
 
 test('ND messages round-trip through encode/decode (and through a full packet)', () => {
   fc.assert(
@@ -145,79 +110,6 @@ test('DNS name lists round-trip', () => {
     { numRuns: ROUNDTRIP_RUNS },
   );
 });
-
-const status = fc.option(
-  record({ code: fc.nat(0xffff), message: fc.string({ maxLength: 40 }).filter((s) => !/[\ud800-\udfff]/.test(s)) }),
-  { nil: undefined },
-);
-const rawOpt = record({ code: fc.constantFrom(15, 16, 39, 1000, 0xffff), data: bytes(0, 20) });
-const duid = fc.oneof(
-  bytes(6, 6).map((mac) => encodeDuid({ type: 'll', hwType: 1, linkLayer: mac })),
-  bytes(16, 16).map((uuid) => encodeDuid({ type: 'uuid', uuid })),
-  bytes(1, 100).map((data) => encodeDuid({ type: 'en', enterprise: 9, id: data })),
-);
-const dropUndefined = <T extends object>(o: T): T =>
-  Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-const dhcp6Message: fc.Arbitrary<Dhcp6Message> = fc
-  .record({
-    type: fc.integer({ min: 1, max: 11 }),
-    xid: fc.nat(0xffffff),
-    clientId: fc.option(duid, { nil: undefined }),
-    serverId: fc.option(duid, { nil: undefined }),
-    iaNa: fc.array(
-      record({
-        iaid: u32,
-        t1: u32,
-        t2: u32,
-        addresses: fc.array(
-          record({
-            address,
-            preferredLifetime: u32,
-            validLifetime: u32,
-            status,
-            unknown: fc.array(rawOpt, { maxLength: 1 }),
-          }).map(dropUndefined),
-          { maxLength: 3 },
-        ),
-        status,
-        unknown: fc.array(rawOpt, { maxLength: 1 }),
-      }).map(dropUndefined),
-      { maxLength: 2 },
-    ),
-    iaPd: fc.array(
-      record({
-        iaid: u32,
-        t1: u32,
-        t2: u32,
-        prefixes: fc.array(
-          record({
-            prefix: address,
-            prefixLength: fc.nat(128),
-            preferredLifetime: u32,
-            validLifetime: u32,
-            status,
-            unknown: fc.array(rawOpt, { maxLength: 1 }),
-          }).map(dropUndefined),
-          { maxLength: 3 },
-        ),
-        status,
-        unknown: fc.array(rawOpt, { maxLength: 1 }),
-      }).map(dropUndefined),
-      { maxLength: 2 },
-    ),
-    oro: fc.option(fc.array(fc.nat(0xffff), { maxLength: 8 }), { nil: undefined }),
-    preference: fc.option(fc.nat(255), { nil: undefined }),
-    elapsedTime: fc.option(fc.nat(0xffff), { nil: undefined }),
-    status,
-    rapidCommit: fc.boolean(),
-    dnsServers: fc.option(fc.array(address, { maxLength: 4 }), { nil: undefined }),
-    domainList: fc.option(fc.array(domain, { maxLength: 4 }), { nil: undefined }),
-    solMaxRt: fc.option(u32, { nil: undefined }),
-    infMaxRt: fc.option(u32, { nil: undefined }),
-    informationRefreshTime: fc.option(u32, { nil: undefined }),
-    unknown: fc.array(rawOpt, { maxLength: 3 }),
-  })
-  .map((m) => dropUndefined(m) as Dhcp6Message);
 
 test('DHCPv6 messages round-trip', () => {
   fc.assert(
@@ -251,29 +143,9 @@ function onlyTyped(f: () => unknown): void {
   }
 }
 
-/** Random bytes, and valid samples with bytes flipped, cut short or extended. */
-function hostile(samples: fc.Arbitrary<Uint8Array>): fc.Arbitrary<Uint8Array> {
-  const mutated = fc
-    .tuple(samples, fc.array(fc.tuple(fc.nat(), fc.nat(255)), { maxLength: 6 }), fc.nat(), fc.boolean())
-    .map(([s, flips, cut, doCut]) => {
-      const out = s.slice();
-      for (const [i, v] of flips) if (out.length > 0) out[i % out.length] = v;
-      return doCut ? out.subarray(0, cut % (out.length + 1)) : out;
-    });
-  return fc.oneof(bytes(0, 300), mutated);
-}
-
-const ndPackets = ndMessage.map((m) =>
-  buildNdPacket(m.kind === 'ns' ? '::' : 'fe80::1', m.kind === 'ns' ? 'ff02::1:ff00:1' : 'ff02::1', m),
-);
-const dhcpPayloads = dhcp6Message.map(encodeDhcp6);
-const dhcpPackets = dhcpPayloads.map((payload) =>
-  buildUdp6({ src: 'fe02::1:2', dst: 'fe80::1', srcPort: 547, dstPort: 546, hopLimit: 1, payload }),
-);
-
 test('fuzz: IPv6/UDP/ICMPv6/ND packet decoders throw only Ipv6DecodeError', () => {
   fc.assert(
-    fc.property(hostile(fc.oneof(ndPackets, dhcpPackets)), (b) => {
+    fc.property(ipv6PacketHostile, (b) => {
       onlyTyped(() => parseIpv6(b));
       onlyTyped(() => parseUdp6(b));
       onlyTyped(() => parseIcmpv6(b));
@@ -286,9 +158,7 @@ test('fuzz: IPv6/UDP/ICMPv6/ND packet decoders throw only Ipv6DecodeError', () =
 test('fuzz: ND, DHCPv6, DNS name and DUID decoders throw only Ipv6DecodeError', () => {
   fc.assert(
     fc.property(
-      hostile(
-        fc.oneof(ndMessage.map(encodeNdMessage), dhcpPayloads, fc.array(domain, { maxLength: 5 }).map(encodeDnsNames), duid),
-      ),
+      ipv6BodyHostile,
       (b) => {
         onlyTyped(() => decodeNdMessage(b));
         onlyTyped(() => decodeDhcp6(b));
@@ -301,7 +171,7 @@ test('fuzz: ND, DHCPv6, DNS name and DUID decoders throw only Ipv6DecodeError', 
 });
 
 test('fuzz: text parsers throw only Ipv6DecodeError', () => {
-  const textish = fc.oneof(fc.string({ maxLength: 50 }), fc.stringMatching(/^[0-9a-fA-F:./]{0,48}$/));
+  const textish = ipv6Textish;
   fc.assert(
     fc.property(textish, (s) => {
       onlyTyped(() => parseAddress(s));
@@ -324,7 +194,7 @@ test('fuzz: the SLAAC and DHCPv6 cores swallow hostile packets without throwing'
   });
   client.start();
   fc.assert(
-    fc.property(hostile(fc.oneof(ndPackets, dhcpPackets)), (b) => {
+    fc.property(ipv6PacketHostile, (b) => {
       now += 1000;
       slaac.receive(b);
       client.receive(b);

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { bytes, fuzzRuns, l2tpHostile, messageValues, rec, someAvpValues, u16 } from './arbitraries';
 import {
-  type AvpName,
-  type AvpValues,
   decodeAvps,
   decodeControlBody,
   decodeMessage,
@@ -21,86 +20,13 @@ import {
   Lac,
   type MessageName,
   MessageType,
-  REQUIRED_AVPS,
   rawAvps,
   unhideValue,
 } from '../../src/l2tp';
 
-const FUZZ_RUNS = Number(process.env.FUZZ_RUNS ?? 2000);
+const FUZZ_RUNS = fuzzRuns();
 
-// Plain objects (fast-check otherwise may build null-prototype ones, which deepEqual tells apart).
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- thin pass-through to fc.record's overloads
-const rec: typeof fc.record = ((m: any, o?: any) => fc.record(m, { ...o, noNullPrototype: true })) as any;
-const u8 = fc.integer({ min: 0, max: 0xff });
-const u16 = fc.integer({ min: 0, max: 0xffff });
-const u32 = fc.integer({ min: 0, max: 0xffffffff });
-const bytes = (minLength = 0, maxLength = 40) => fc.uint8Array({ minLength, maxLength });
-const text = (minLength = 0) => bytes(minLength).map((b) => Buffer.from(b).toString('latin1'));
-const framing = rec({ sync: fc.boolean(), async: fc.boolean() });
-const bearer = rec({ digital: fc.boolean(), analog: fc.boolean() });
-
-/** One arbitrary per AVP, restricted to values whose encoding is canonical. */
-const AVP_ARBS: { [K in Exclude<AvpName, 'messageType'>]-?: fc.Arbitrary<NonNullable<AvpValues[K]>> } = {
-  resultCode: fc.oneof(
-    rec({ result: u16 }),
-    rec({ result: u16, error: u16 }),
-    rec({ result: u16, error: u16, message: text(1) }),
-  ),
-  protocolVersion: rec({ version: u8, revision: u8 }),
-  framingCapabilities: framing,
-  bearerCapabilities: bearer,
-  tieBreaker: bytes(8, 8),
-  firmwareRevision: u16,
-  hostName: text(1),
-  vendorName: text(),
-  assignedTunnelId: u16,
-  receiveWindowSize: u16,
-  challenge: bytes(1),
-  q931Cause: fc.oneof(rec({ cause: u16, message: u8 }), rec({ cause: u16, message: u8, advisory: text(1) })),
-  challengeResponse: bytes(16, 16),
-  assignedSessionId: u16,
-  callSerialNumber: u32,
-  minimumBps: u32,
-  maximumBps: u32,
-  bearerType: bearer,
-  framingType: framing,
-  calledNumber: text(),
-  callingNumber: text(),
-  subAddress: text(),
-  txConnectSpeed: u32,
-  physicalChannelId: u32,
-  initialReceivedLcpConfreq: bytes(),
-  lastSentLcpConfreq: bytes(),
-  lastReceivedLcpConfreq: bytes(),
-  proxyAuthenType: u16,
-  proxyAuthenName: text(),
-  proxyAuthenChallenge: bytes(),
-  proxyAuthenId: u8,
-  proxyAuthenResponse: bytes(),
-  callErrors: rec({
-    crcErrors: u32,
-    framingErrors: u32,
-    hardwareOverruns: u32,
-    bufferOverruns: u32,
-    timeoutErrors: u32,
-    alignmentErrors: u32,
-  }),
-  accm: rec({ send: u32, receive: u32 }),
-  randomVector: bytes(1),
-  privateGroupId: bytes(),
-  rxConnectSpeed: u32,
-  sequencingRequired: fc.constant(true as const),
-};
-
-const allValues = rec(AVP_ARBS);
-const someValues = rec(AVP_ARBS, { requiredKeys: [] });
-
-const messageValues = (name: MessageName) =>
-  fc.tuple(allValues, someValues).map(([all, some]) => {
-    const v: Record<string, unknown> = { ...some };
-    for (const k of REQUIRED_AVPS[name] as readonly AvpName[]) v[k] = (all as Record<string, unknown>)[k];
-    return v as AvpValues;
-  });
+const someValues = someAvpValues;
 
 describe('round trips', () => {
   for (const name of Object.keys(MessageType) as MessageName[]) {
@@ -196,68 +122,7 @@ describe('round trips', () => {
 });
 
 describe('fuzz: decoders throw only L2tpDecodeError', () => {
-  const corpus: Uint8Array[] = (() => {
-    const c: Uint8Array[] = [];
-    const h = { tunnelId: 5, sessionId: 0, ns: 1, nr: 2 };
-    c.push(
-      encodeControl(
-        h,
-        encodeControlBody('SCCRP', {
-          protocolVersion: { version: 1, revision: 0 },
-          framingCapabilities: { sync: true, async: true },
-          hostName: 'lns',
-          assignedTunnelId: 9,
-          challenge: new Uint8Array(16),
-          challengeResponse: new Uint8Array(16),
-        }),
-      ),
-    );
-    c.push(
-      encodeControl(
-        h,
-        encodeControlBody('StopCCN', { assignedTunnelId: 9, resultCode: { result: 2, error: 7, message: 'bye' } }),
-      ),
-    );
-    c.push(
-      encodeControl(
-        h,
-        encodeControlBody('WEN', {
-          callErrors: {
-            crcErrors: 1,
-            framingErrors: 2,
-            hardwareOverruns: 3,
-            bufferOverruns: 4,
-            timeoutErrors: 5,
-            alignmentErrors: 6,
-          },
-        }),
-      ),
-    );
-    const rv = new Uint8Array([1, 2, 3]);
-    const hidden = [...rawAvps({ messageType: 11, randomVector: rv }), hide(rawAvps({ assignedSessionId: 4 })[0]!, 'k', rv, 7)];
-    c.push(encodeControl(h, encodeRawAvps(hidden)));
-    c.push(encodeControl(h, new Uint8Array(0)));
-    c.push(
-      encodeData(
-        { tunnelId: 5, sessionId: 6, ns: 3, priority: true, withLength: true, offsetSize: 4 },
-        new Uint8Array([0xff, 3, 0xc0, 0x21]),
-      ),
-    );
-    return c;
-  })();
-
-  const mutated = fc
-    .tuple(
-      fc.integer({ min: 0, max: corpus.length - 1 }),
-      fc.array(fc.tuple(fc.nat(), u8), { maxLength: 6 }),
-      fc.option(fc.nat(), { nil: undefined }),
-    )
-    .map(([i, edits, cut]) => {
-      const b = new Uint8Array(corpus[i]!);
-      for (const [pos, val] of edits) b[pos % b.length] = val;
-      return cut === undefined ? b : b.subarray(0, cut % (b.length + 1));
-    });
-  const input = fc.oneof(bytes(0, 300), mutated);
+  const input = l2tpHostile;
 
   const onlyDecodeErrors = (fn: (b: Uint8Array) => unknown) => (b: Uint8Array) => {
     try {

@@ -116,8 +116,8 @@ test('secret files are read, and a warning names a file others can read', () => 
   assert.equal(resolveSecrets(config, warnings).password, 'hunter2');
   assert.deepEqual(warnings, []);
   chmodSync(p, 0o644);
-  resolveSecrets(config, warnings);
-  assert.match(warnings[0], /passwordFile: .* is readable by group or others \(mode 644\)/);
+  assert.throws(() => resolveSecrets(config, []), /passwordFile: .* holds a secret and is readable by every user \(mode 0644\); chmod 600 /);
+  chmodSync(p, 0o600);
   writeFileSync(p, '\n');
   assert.throws(() => resolveSecrets(config, []), /passwordFile: .* is empty/);
 });

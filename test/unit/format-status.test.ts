@@ -36,13 +36,16 @@ function upStatus(): Status {
 }
 
 test('an up status with IPv6 and a delegated prefix: state first, then each layer on its own line', () => {
-  const lines = formatStatus(upStatus(), NOW).trimEnd().split('\n');
+  const s = upStatus();
+  s.keepalive = { helloInterval: 15, lcpEchoInterval: 15, lcpEchoFailure: 3, natSafe: true, reason: 'behind NAT', deadTimeS: 60 };
+  const lines = formatStatus(s, NOW).trimEnd().split('\n');
   assert.equal(lines[0], 'state       up for 1h02m (since 2024-05-01T10:57:30.000Z)');
   assert.deepEqual(lines.slice(1), [
     'SC          192.0.2.1:1701 from 198.51.100.7:40123',
     'tunnel      established (local id 12, remote id 345)',
     'session     established (local id 1, remote id 77)',
     'PPP         LCP opened, IPV6CP opened, auth chap ok, MRU 1452, echo RTT 12 ms',
+    'keepalive   echo 15 s, hello 15 s (NAT-safe: WAN address is private or shared), dead after 60 s',
     'IPv6        address 2001:db8:1::2, link-local fe80::1, default route',
     '  prefix    2001:db8:100::/56, preferred 30m00s, valid 2h00m',
     '  DNS       2001:db8::53 2001:db8::54 (search isp.example)',

@@ -1,0 +1,504 @@
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { Backoff } from '../../src/agent/backoff';
+import { Connection, type ConnectionEvent, type DownInfo, type TunLike } from '../../src/agent/connection';
+import { Installer } from '../../src/agent/installer';
+import { emptyStatus } from '../../src/agent/status';
+import type { DatagramHandler, Endpoint } from '../../src/agent/transport';
+import { resolveConfig } from '../../src/config/load';
+import type { Scheduler } from '../../src/core/scheduler';
+import type { DatagramTransport } from '../../src/dataplane/udp';
+import type { Prefix } from '../../src/ipv6/packet';
+import { encodeDuid } from '../../src/ipv6/dhcpv6';
+import type { Lac } from '../../src/l2tp/lac';
+import { createLogger } from '../../src/log';
+import type { Netlink } from '../../src/platform/netlink';
+import type { Sysctl } from '../../src/platform/sysctl';
+import { InProcessSc } from '../peer/sc-core';
+import { FakeClock } from './fake-clock';
+
+/**
+ * Days of softwire life in seconds of wall time: the agent's real Connection
+ * (Lac, PppLink, RS/SLAAC, DHCPv6 client, Installer) against an in-process SC
+ * (test/peer/sc-core.ts), on one FakeClock, with a fake UDP transport, TUN and
+ * netlink. The SC sends HELLO on a fixed cadence, answers LCP echoes (with an RA,
+ * as l2tpns does) and DHCPv6 with short T1/T2 so renewals happen all day. Each
+ * day it also tears the softwire down three ways: StopCCN, five minutes of
+ * silence (echo failure, then failed dials), and CDN. A small loop modelled on
+ * the agent's redials with backoff. Samples taken at each day boundary show
+ * whether timers, transports, queues, status and heap grow.
+ */
+
+export const DAY_MS = 86_400_000;
+const SC: Endpoint = { address: '192.0.2.1', port: 1701 };
+const SC_KEY = `${SC.address}:${SC.port}`;
+const LOCAL = '192.0.2.2';
+
+export interface SoakOptions {
+  days: number;
+  helloS?: number;
+  echoS?: number;
+  /** SC HELLO cadence. */
+  scHelloS?: number;
+  /** DHCPv6 IA_PD T1/T2, preferred and valid lifetimes (seconds). */
+  t1?: number;
+  t2?: number;
+  preferred?: number;
+  valid?: number;
+  /** Daily StopCCN / silence / CDN (default true). */
+  faults?: boolean;
+  silenceMs?: number;
+  /** Called after each day's sample (progress output). */
+  onDay?: (s: DaySample) => void;
+}
+
+export interface DaySample {
+  day: number;
+  wallMs: number;
+  up: boolean;
+  timers: number;
+  heapUsed: number;
+  /** Open fake UDP transports (each holds the Connection's datagram listener). */
+  transports: number;
+  openTuns: number;
+  scTunnels: number;
+  lacUnacknowledged: number;
+  scUnacknowledged: number;
+  /** Leaf count of the status object (counters and drop reasons included). */
+  statusLeaves: number;
+  /** Addresses and routes the fake kernel holds. */
+  kernelObjects: number;
+  installerQueueIdle: boolean;
+}
+
+export interface SoakResult {
+  days: number;
+  wallMs: number;
+  /** Timer firings plus datagrams delivered. */
+  events: number;
+  timersFired: number;
+  datagrams: number;
+  timersMin: number;
+  timersMax: number;
+  connections: number;
+  ups: number;
+  downs: Record<string, number>;
+  faults: { stopccn: number; silence: number; cdn: number };
+  /** HELLOs the LAC sent (only after helloS with nothing received: in the silences). */
+  lacHellos: number;
+  /** Of those, the ones that reached the SC. */
+  scHeardLacHellos: number;
+  /** HELLOs the SC sent, each acknowledged by the LAC or lost in silence. */
+  scHellos: number;
+  echoRequests: number;
+  renews: number;
+  rebinds: number;
+  solicits: number;
+  samples: DaySample[];
+  finalUp: boolean;
+  /** Timers left on the clock after a graceful stop and SC shutdown (want 0). */
+  timersAfterStop: number;
+  connectionExceptions: number;
+}
+
+/** A Connection's view of the shared clock: dispose() clears its own timers only. */
+class ScopedScheduler implements Scheduler {
+  private readonly keys = new Set<string>();
+  constructor(
+    private readonly clock: FakeClock,
+    private readonly prefix: string,
+  ) {}
+  now(): number {
+    return this.clock.now();
+  }
+  set(key: string, ms: number, fire: () => void): void {
+    const k = this.prefix + key;
+    this.keys.add(k);
+    this.clock.set(k, ms, () => {
+      this.keys.delete(k);
+      fire();
+    });
+  }
+  clear(key: string): void {
+    const k = this.prefix + key;
+    this.keys.delete(k);
+    this.clock.clear(k);
+  }
+  size(): number {
+    return this.keys.size;
+  }
+  clearAll(): void {
+    for (const k of this.keys) this.clock.clear(k);
+    this.keys.clear();
+  }
+}
+
+class CountingClock extends FakeClock {
+  fired = 0;
+  override set(key: string, ms: number, fire: () => void): void {
+    super.set(key, ms, () => {
+      this.fired++;
+      fire();
+    });
+  }
+}
+
+/** Zero-latency datagram delivery, one microtask after the sender's turn (like a socket, never re-entrant). */
+class Net {
+  silent = false;
+  delivered = 0;
+  private readonly queue: (() => void)[] = [];
+  private armed = false;
+  post(deliver: () => void): void {
+    if (this.silent) return;
+    this.queue.push(deliver);
+    if (this.armed) return;
+    this.armed = true;
+    queueMicrotask(() => this.pump());
+  }
+  private pump(): void {
+    this.armed = false;
+    for (let f = this.queue.shift(); f; f = this.queue.shift()) {
+      if (this.silent) continue;
+      this.delivered++;
+      f();
+    }
+  }
+}
+
+class FakeTransport implements DatagramTransport {
+  readonly drops: Record<string, number> = {};
+  readonly remote = SC;
+  readonly local: Endpoint;
+  private handler: DatagramHandler | null = null;
+  private closed = false;
+  constructor(
+    port: number,
+    private readonly net: Net,
+    private readonly sc: () => InProcessSc,
+    private readonly registry: Map<string, FakeTransport>,
+  ) {
+    this.local = { address: LOCAL, port };
+    registry.set(this.key, this);
+  }
+  get key(): string {
+    return `${LOCAL}:${this.local.port}`;
+  }
+  onDatagram(h: DatagramHandler): void {
+    this.handler = h;
+  }
+  retarget(): void {}
+  send(bytes: Uint8Array): void {
+    if (this.closed) return;
+    this.net.post(() => this.sc().receive(bytes, this.key));
+  }
+  deliver(bytes: Uint8Array): void {
+    if (!this.handler) return;
+    this.handler(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), SC_KEY);
+  }
+  close(): void {
+    this.closed = true;
+    this.handler = null;
+    this.registry.delete(this.key);
+  }
+}
+
+/**
+ * Addresses and routes, keyed as the kernel would, with the link they are on;
+ * every other call succeeds and does nothing. Closing a TUN (not persistent)
+ * takes its link's objects with it, as the kernel does.
+ */
+function fakeKernel(): { netlink: Netlink; sysctl: Sysctl; objects: () => number; linkGone: (name: string) => void } {
+  const objects = new Map<string, unknown>();
+  type Obj = { link?: unknown; address?: string; prefixLength?: number; destination?: string; metric?: number };
+  const addr = (a: Obj) => `addr ${String(a.link)} ${a.address}/${a.prefixLength}`;
+  const route = (r: Obj) => `route ${String(r.link)} ${r.destination} ${r.metric ?? ''}`;
+  const impl: Record<string, (a: Obj) => Promise<unknown>> = {
+    addAddress: async (a) => void objects.set(addr(a), a.link),
+    deleteAddress: async (a) => void objects.delete(addr(a)),
+    addRoute: async (r) => void objects.set(route(r), r.link),
+    deleteRoute: async (r) => void objects.delete(route(r)),
+    listRoutes: async () => [],
+    listAddresses: async () => [],
+    linkIndex: async () => 9,
+  };
+  const noop = async () => undefined;
+  const proxy = <T>() => new Proxy({}, { get: (_t, k) => (k === 'then' ? undefined : (impl[k as string] ?? noop)) }) as T;
+  return {
+    netlink: proxy<Netlink>(),
+    sysctl: proxy<Sysctl>(),
+    objects: () => objects.size,
+    linkGone: (name) => {
+      for (const [k, link] of objects) if (link === name) objects.delete(k);
+    },
+  };
+}
+
+function leaves(x: unknown): number {
+  if (x === null || typeof x !== 'object') return 1;
+  let n = 0;
+  for (const v of Object.values(x)) n += leaves(v);
+  return n;
+}
+
+/** global.gc when node runs with --expose-gc, else one obtained through V8 flags. */
+export function getGc(): () => void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (g) return g;
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+export async function runSoak(o: SoakOptions): Promise<SoakResult> {
+  const helloS = o.helloS ?? 60;
+  const echoS = o.echoS ?? 30;
+  const silenceMs = o.silenceMs ?? 5 * 60_000;
+  const gc = getGc();
+  const clock = new CountingClock();
+  const net = new Net();
+  const transports = new Map<string, FakeTransport>();
+  const kernel = fakeKernel();
+  const sc = new InProcessSc(
+    {
+      hostName: 'soak-sc',
+      secret: 'tunnel-secret',
+      helloMs: (o.scHelloS ?? 30) * 1000,
+      ppp: {
+        auth: 'chap',
+        users: [{ name: 'cpe1', password: 'secret1' }],
+        raOnEcho: true,
+        ra: { managed: false, other: true, prefix: '2001:db8:200::', routerLifetime: 1800 },
+        dhcp: { prefix: '2001:db8:100::/56', t1: o.t1 ?? 600, t2: o.t2 ?? 900, preferred: o.preferred ?? 1200, valid: o.valid ?? 1800 },
+      },
+    },
+    clock,
+    (bytes, to) => net.post(() => transports.get(to)?.deliver(bytes)),
+  );
+  const { config } = resolveConfig(
+    { sc: [SC.address], user: 'cpe1', mode: 'router', helloInterval: helloS, lcpEchoInterval: echoS, lcpEchoFailure: 3, reconnectInitial: 2, reconnectCap: 60 },
+    {},
+  );
+  const secrets = { password: 'secret1', tunnelSecret: 'tunnel-secret' };
+  const log = createLogger({ level: 'silent' });
+  const duid = encodeDuid({ type: 'uuid', uuid: new Uint8Array(16).fill(3) });
+  let openTuns = 0;
+  const openTun = (name: string): TunLike => {
+    openTuns++;
+    let open = true;
+    return {
+      name,
+      onPackets: () => {},
+      write: () => true,
+      close: () => {
+        if (open) openTuns--;
+        open = false;
+        kernel.linkGone(name);
+      },
+    };
+  };
+
+  const backoff = new Backoff({ initialMs: config.reconnectInitial * 1000, capMs: config.reconnectCap * 1000, jitter: config.reconnectJitter }, () => 0.5);
+  let conn: Connection | null = null;
+  let installer: Installer | null = null;
+  let up = false;
+  let pendingDown: DownInfo | null = null;
+  let lastPrefix: Prefix | undefined;
+  let connections = 0;
+  let ups = 0;
+  let lacExceptions = 0;
+  let lacHellos = 0;
+  const downs: Record<string, number> = {};
+
+  const dial = () => {
+    connections++;
+    const transport = new FakeTransport(40000 + (connections % 20000), net, () => sc, transports);
+    const inst = new Installer(kernel.netlink, kernel.sysctl, log, { routeMetric: config.routeMetric, ipv4DefaultRoute: false, scAddress: SC.address });
+    const c: Connection = new Connection(SC, {
+      config,
+      secrets,
+      log,
+      scheduler: new ScopedScheduler(clock, `conn${connections}:`),
+      transport,
+      openTun,
+      installer: inst,
+      duid,
+      previousPrefix: lastPrefix,
+      mtu: 1460,
+      emit: (ev: ConnectionEvent) => {
+        if (c !== conn) return;
+        if (ev.type === 'up') {
+          up = true;
+          ups++;
+          backoff.reset();
+        } else if (ev.type === 'down') {
+          up = false;
+          pendingDown ??= ev.info;
+        } else if (ev.type === 'prefix') lastPrefix = ev.prefix;
+      },
+    });
+    conn = c;
+    installer = inst;
+    c.start();
+  };
+
+  // One timer per kind of scheduled event keeps the pending-timer count meaningful.
+  const faults = { stopccn: 0, silence: 0, cdn: 0 };
+  const faultPlan: { at: number; kind: keyof typeof faults }[] = [];
+  if (o.faults !== false) {
+    for (let d = 0; d < o.days; d++) {
+      faultPlan.push({ at: d * DAY_MS + 5 * 3600_000, kind: 'stopccn' });
+      faultPlan.push({ at: d * DAY_MS + 11 * 3600_000, kind: 'silence' });
+      faultPlan.push({ at: d * DAY_MS + 17 * 3600_000, kind: 'cdn' });
+    }
+  }
+  const armFault = () => {
+    const f = faultPlan.shift();
+    if (!f) return;
+    clock.set('soak:fault', f.at - clock.now(), () => {
+      if (f.kind === 'stopccn' && sc.stopCcn({ result: 1, message: 'soak: clear the tunnel' })) faults.stopccn++;
+      else if (f.kind === 'cdn' && sc.cdn({ result: 3, message: 'soak: clear the session' })) faults.cdn++;
+      else if (f.kind === 'silence') {
+        faults.silence++;
+        net.silent = true;
+        clock.set('soak:unsilence', silenceMs, () => (net.silent = false));
+      }
+      armFault();
+    });
+  };
+  armFault();
+
+  const samples: DaySample[] = [];
+  let sampleDue = false;
+  const armDay = () => clock.set('soak:day', DAY_MS - (clock.now() % DAY_MS), () => ((sampleDue = true), armDay()));
+  armDay();
+
+  const lacOf = (c: Connection | null): Lac | null => (c ? (c as unknown as { lac: Lac }).lac : null);
+  const settle = () => new Promise<void>((r) => setImmediate(r));
+  const t0 = performance.now();
+  let timersMin = Number.POSITIVE_INFINITY;
+  let timersMax = 0;
+  const end = o.days * DAY_MS;
+
+  dial();
+  await settle();
+  while (clock.now() < end) {
+    const next = clock.nextDue();
+    clock.advance(Math.min(next ?? end, end) - clock.now());
+    await settle();
+    if (pendingDown) {
+      const info: DownInfo = pendingDown;
+      pendingDown = null;
+      const key = `${info.layer}: ${info.reason.replace(/\(.*$/, '').trim()}`;
+      downs[key] = (downs[key] ?? 0) + 1;
+      const c = conn!;
+      const inst = installer!;
+      conn = null;
+      lacHellos += lacOf(c)?.status().counters.helloOut ?? 0;
+      lacExceptions += Object.entries(c.counters.drops).filter(([k]) => k.endsWith('-exception')).reduce((a, [, v]) => a + v, 0);
+      // As the agent does after a failure: short goodbyes, then clear what was installed.
+      await c.stop(300);
+      await inst.clear();
+      clock.set('soak:redial', backoff.next(), dial);
+    }
+    const n = clock.size();
+    if (n < timersMin) timersMin = n;
+    if (n > timersMax) timersMax = n;
+    if (sampleDue) {
+      sampleDue = false;
+      gc();
+      const cur = conn as Connection | null;
+      const inst = installer as Installer | null;
+      const st = emptyStatus();
+      cur?.fillStatus(st);
+      const s: DaySample = {
+        day: Math.round(clock.now() / DAY_MS),
+        wallMs: performance.now() - t0,
+        up,
+        timers: clock.size(),
+        heapUsed: process.memoryUsage().heapUsed,
+        transports: transports.size,
+        openTuns,
+        scTunnels: sc.tunnelCount,
+        lacUnacknowledged: lacOf(cur)?.status().tunnel.unacknowledged ?? 0,
+        scUnacknowledged: sc.unacknowledged,
+        statusLeaves: leaves(st),
+        kernelObjects: kernel.objects(),
+        installerQueueIdle: await Promise.race([inst?.settled().then(() => true) ?? true, settle().then(() => false)]),
+      };
+      samples.push(s);
+      o.onDay?.(s);
+    }
+  }
+  const finalUp = up && sc.sessionUp;
+  const live = conn as Connection | null;
+  if (live) {
+    lacExceptions += Object.entries(live.counters.drops).filter(([k]) => k.endsWith('-exception')).reduce((a, [, v]) => a + v, 0);
+    lacHellos += lacOf(live)?.status().counters.helloOut ?? 0;
+    await live.stop(2000);
+    await (installer as Installer | null)?.clear();
+  }
+  sc.close();
+  for (const k of ['soak:fault', 'soak:unsilence', 'soak:day', 'soak:redial']) clock.clear(k);
+  const scHellos = sc.counters.tx.HELLO ?? 0;
+  return {
+    days: o.days,
+    wallMs: performance.now() - t0,
+    events: clock.fired + net.delivered,
+    timersFired: clock.fired,
+    datagrams: net.delivered,
+    timersMin,
+    timersMax,
+    connections,
+    ups,
+    downs,
+    faults,
+    lacHellos,
+    scHeardLacHellos: sc.counters.rx.HELLO ?? 0,
+    scHellos,
+    echoRequests: sc.echoRequestsSeen(),
+    renews: sc.counters.ppp['dhcp:Renew'] ?? 0,
+    rebinds: sc.counters.ppp['dhcp:Rebind'] ?? 0,
+    solicits: sc.counters.ppp['dhcp:Solicit'] ?? 0,
+    samples,
+    finalUp,
+    timersAfterStop: clock.size(),
+    connectionExceptions: lacExceptions,
+  };
+}
+
+/** What a healthy soak looks like, as a list of violations (empty: healthy). Shared by the script and the unit test. */
+export function soakProblems(r: SoakResult, o: SoakOptions): string[] {
+  const p: string[] = [];
+  const secs = r.days * 86_400;
+  const faultsDone = r.faults.stopccn + r.faults.silence + r.faults.cdn;
+  const within = (what: string, got: number, ideal: number, lo: number, hi: number) => {
+    if (got < ideal * lo || got > ideal * hi) p.push(`${what}: ${got}, expected ${Math.round(ideal * lo)}..${Math.round(ideal * hi)} (ideal ${Math.round(ideal)})`);
+  };
+  if (!r.finalUp) p.push('the softwire is not up at the end');
+  if (o.faults !== false && faultsDone !== 3 * r.days) p.push(`${faultsDone} faults injected, planned ${3 * r.days}`);
+  if (r.ups !== 1 + faultsDone) p.push(`${r.ups} times up, expected ${1 + faultsDone} (once, then after each fault)`);
+  // Downtime (a few minutes a day) costs a little of each periodic count.
+  within('LCP Echo-Requests', r.echoRequests, secs / (o.echoS ?? 30), 0.9, 1.01);
+  within('SC HELLOs', r.scHellos, secs / (o.scHelloS ?? 30), 0.9, 1.01);
+  within('DHCPv6 Renews', r.renews, secs / (o.t1 ?? 600), 0.85, 1.02);
+  // With echoes and SC HELLOs flowing the LAC never idles long enough to send HELLO; only the silences do.
+  if (r.lacHellos < r.faults.silence || r.lacHellos > 2 * r.faults.silence) p.push(`LAC HELLOs: ${r.lacHellos}, expected ${r.faults.silence}..${2 * r.faults.silence} (one per silence)`);
+  if (r.connectionExceptions !== 0) p.push(`${r.connectionExceptions} exceptions escaped protocol cores`);
+  if (r.timersAfterStop !== 0) p.push(`${r.timersAfterStop} timers left after a graceful stop`);
+  if (r.timersMax > 16) p.push(`up to ${r.timersMax} timers pending`);
+  const first = r.samples[0];
+  const last = r.samples.at(-1);
+  if (!first || !last) return [...p, 'no daily sample'];
+  for (const s of r.samples) {
+    if (s.transports !== 1 || s.openTuns !== 1) p.push(`day ${s.day}: ${s.transports} transports, ${s.openTuns} TUNs open (want 1)`);
+    if (s.scTunnels > 2) p.push(`day ${s.day}: the SC holds ${s.scTunnels} tunnels`);
+    if (s.lacUnacknowledged > 2 || s.scUnacknowledged > 2) p.push(`day ${s.day}: control queues ${s.lacUnacknowledged} (LAC) / ${s.scUnacknowledged} (SC)`);
+    if (!s.installerQueueIdle) p.push(`day ${s.day}: the installer queue is not idle`);
+    if (s.timers > first.timers + 3) p.push(`day ${s.day}: ${s.timers} timers pending, ${first.timers} after day 1`);
+    if (s.kernelObjects > first.kernelObjects) p.push(`day ${s.day}: ${s.kernelObjects} kernel objects, ${first.kernelObjects} after day 1`);
+    if (s.statusLeaves > first.statusLeaves + 8) p.push(`day ${s.day}: status has ${s.statusLeaves} leaves, ${first.statusLeaves} after day 1`);
+  }
+  const heapBound = 2 * 1024 * 1024 + r.days * 64 * 1024;
+  if (last.heapUsed - first.heapUsed > heapBound) p.push(`heap grew ${((last.heapUsed - first.heapUsed) / 1048576).toFixed(2)} MiB from day 1 to day ${last.day} (bound ${(heapBound / 1048576).toFixed(2)} MiB)`);
+  return p;
+}
