@@ -17,6 +17,7 @@ import { type EffectiveKeepalive, effectiveKeepalive } from './keepalive';
 import { type AgentState, type KeepaliveStatus, type Status, emptyStatus } from './status';
 import { openDataTransport } from '../dataplane/udp';
 import { Nat44 } from '../ipv4/nat44';
+import { Dhcpv4Server } from '../ipv4/dhcp-server';
 import { type Endpoint, sourceAddressFor } from './transport';
 
 /**
@@ -99,6 +100,8 @@ export class Agent {
   private backoff: Backoff;
   private scIndex = 0;
   private lastEndpoints: Endpoint[] = [];
+  /** "Try another SC" answers since the last success or other failure. */
+  private elsewhereInARow = 0;
   private reconnects = 0;
   private lastError: Status['lastError'] = null;
   /** The failure the loop is backing off from; a WAN change may cut the wait short. */
@@ -124,6 +127,8 @@ export class Agent {
    */
   private tearingDown = false;
   private keepalive: KeepaliveStatus | null = null;
+  /** One for the agent's life: its lease table must outlive a reconnect, or a restarted server would hand out leased addresses. */
+  private dhcpv4: Dhcpv4Server | undefined;
 
   constructor(private d: AgentDeps) {
     this.log = d.log;
@@ -222,7 +227,11 @@ export class Agent {
       const info = outcome.info;
       this.lastError = { at: new Date().toISOString(), layer: info.layer, message: info.reason };
       if (info.retryElsewhere || info.layer === 'transport') this.scIndex++;
-      let delay = this.backoff.next();
+      // "Try another LNS" (RFC 2661 result 2, error 7) sends us on at once while there is
+      // an SC not yet asked since the last success; once all have said it, back off.
+      const elsewhereNow = info.retryElsewhere === true && ++this.elsewhereInARow < this.lastEndpoints.length;
+      if (!info.retryElsewhere) this.elsewhereInARow = 0;
+      let delay = elsewhereNow ? 0 : this.backoff.next();
       // A rejected login or tunnel secret will not fix itself: wait at least the cap/4 so we do not hammer the SC.
       if (info.permanent) delay = Math.max(delay, (this.d.config.reconnectCap * 1000) / 4);
       this.setState('connecting');
@@ -371,7 +380,7 @@ export class Agent {
       this.d.netlink,
       this.d.sysctl,
       installerLog,
-      { routeMetric: c.routeMetric, ipv4DefaultRoute: c.ncp !== 'ipv6' || c.ipv4DefaultRoute, scAddress: sc.address, provision: c.provision, nat44: this.nat44For(c) },
+      { routeMetric: c.routeMetric, ipv4DefaultRoute: c.ncp !== 'ipv6' || c.ipv4DefaultRoute, scAddress: sc.address, provision: c.provision, nat44: this.nat44For(c), dhcpv4: this.dhcpv4For(c) },
       this.hooks(),
     );
     let live = true;
@@ -426,6 +435,19 @@ export class Agent {
    * IPCP address. Not with netifd provisioning (OpenWrt's firewall masquerades) nor
    * in host mode (no LAN to translate).
    */
+  private dhcpv4For(c: Config): Dhcpv4Server | undefined {
+    const ipv4Routed = c.ncp !== 'ipv6' || c.ipv4DefaultRoute;
+    const lan = c.lan[0]?.ifname;
+    // The same conditions as NAT44; load.ts warns when dhcpv4 is set and one fails.
+    if (c.mode !== 'router' || !c.dhcpv4 || !ipv4Routed || c.provision === 'netifd' || !lan) return undefined;
+    if (!this.dhcpv4) {
+      // Node's dgram cannot bind to one interface, so one server serves one LAN.
+      if (c.lan.length > 1) this.log.warn({ lan }, 'dhcpv4: only the first lan interface is served');
+      this.dhcpv4 = new Dhcpv4Server({ lan, netlink: this.d.netlink, log: this.log.child({ part: 'dhcpv4' }) });
+    }
+    return this.dhcpv4;
+  }
+
   private nat44For(c: Config): Nat44 | undefined {
     const ipv4Routed = c.ncp !== 'ipv6' || c.ipv4DefaultRoute;
     if (c.mode !== 'router' || !c.nat44 || !ipv4Routed || c.provision === 'netifd') return undefined;
@@ -451,6 +473,7 @@ export class Agent {
         return;
       case 'up':
         this.backoff.reset();
+        this.elsewhereInARow = 0;
         this.setState('up');
         return;
       case 'prefix':

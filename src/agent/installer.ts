@@ -1,4 +1,5 @@
 import type { Provision } from '../config/schema';
+import type { Dhcpv4Control } from '../ipv4/dhcp-server';
 import type { Logger } from '../log';
 import type { Netlink } from '../platform/netlink';
 import { INFINITY_LIFETIME, RT_TABLE_MAIN } from '../platform/netlink';
@@ -53,6 +54,11 @@ export interface InstallerOptions {
    * address (RFC 5571 3.2), installed once IPv4 routes into the TUN, removed by clear().
    */
   nat44?: Nat44Control;
+  /**
+   * Router role with an IPv4 softwire: the LAN DHCPv4 server (src/ipv4/dhcp-server.ts),
+   * started once IPv4 routes into the TUN, given IPCP's DNS, stopped by clear().
+   */
+  dhcpv4?: Dhcpv4Control;
 }
 
 /** What the installer needs of src/ipv4/nat44.ts's Nat44 (injectable for tests). */
@@ -82,6 +88,7 @@ export class Installer {
   /** We turned net.ipv4.ip_forward on for NAT44, so clear() turns it back off. */
   private ipv4ForwardingOurs = false;
   private nat44Queued = false;
+  private dhcpv4Queued = false;
   readonly errors: Record<string, number> = {};
 
   constructor(
@@ -208,6 +215,7 @@ export class Installer {
       this.pinScRoute();
       this.route('default4', '0.0.0.0/0', true);
       this.nat44Up();
+      this.dhcpv4Up(dns);
     }
     this.dns('ipcp', dns, []);
   }
@@ -226,6 +234,19 @@ export class Installer {
       nat.install();
       this.log.info({ tun: this.tun }, 'NAT44: LAN masqueraded behind the IPCP address');
     });
+  }
+
+  private dhcpv4Up(dns: string[]): void {
+    const d = this.opts.dhcpv4;
+    // With netifd provisioning, OpenWrt's own DHCP server (dnsmasq, odhcpd) has the LAN.
+    if (!d || this.opts.provision === 'netifd') return;
+    if (this.dhcpv4Queued) {
+      // IPCP renegotiated: new DNS servers go into the next replies.
+      this.enqueue('dhcpv4-dns', async () => d.setDns(dns));
+      return;
+    }
+    this.dhcpv4Queued = true;
+    this.enqueue('dhcpv4', () => d.start(dns));
   }
 
   /** Pins a /32 to the SC along the WAN route that reaches it now, before IPv4 default goes into the TUN. */
@@ -317,6 +338,11 @@ export class Installer {
       this.dnsBySource.clear();
       const hook = this.hooks.onDns;
       if (hook) this.enqueue('dns-clear', async () => hook({ servers: [], domains: [] }));
+    }
+    const dhcpv4 = this.opts.dhcpv4;
+    if (dhcpv4 && this.dhcpv4Queued) {
+      this.dhcpv4Queued = false;
+      this.enqueue('dhcpv4-stop', () => dhcpv4.stop());
     }
     const nat = this.opts.nat44;
     if (nat && this.nat44Queued) {

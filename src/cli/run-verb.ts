@@ -71,7 +71,12 @@ async function runAgent(cmd: Command): Promise<number> {
   log.debug({ config: maskSecrets(config) }, 'effective configuration');
 
   // Fail at once, naming the capability, rather than redial forever and fail at the TUN each time.
-  const missing = privilegeProblems({ rawIcmp6: config.mode === 'router' && config.lan.length > 0 && config.ra === 'builtin' });
+  const lanServices = config.mode === 'router' && config.lan.length > 0;
+  const ipv4Routed = config.ncp !== 'ipv6' || config.ipv4DefaultRoute;
+  const missing = privilegeProblems({
+    rawIcmp6: lanServices && config.ra === 'builtin',
+    dhcpServer: lanServices && config.dhcpv4 && ipv4Routed && config.provision === 'agent',
+  });
   if (missing.length > 0) {
     for (const m of missing) log.fatal(m);
     return EXIT.STARTUP;

@@ -207,6 +207,19 @@ function crossCheck(c: Config, problems: string[], warnings: string[], opts: Res
     ids.add(l.subPrefixId);
   }
   if (c.lan.length && c.mode !== 'router') warnings.push('lan: LAN interfaces are only numbered in router mode; they are ignored in host mode');
+  if (c.dhcpv4) {
+    const why =
+      c.mode !== 'router'
+        ? 'it serves the LAN in router mode only'
+        : c.ncp === 'ipv6' && !c.ipv4DefaultRoute
+          ? 'IPv4 does not run over the softwire (ncp ipv6 without ipv4DefaultRoute)'
+          : c.provision === 'netifd'
+            ? "with provision netifd, OpenWrt's own DHCP server (dnsmasq or odhcpd) serves the LAN"
+            : c.lan.length === 0
+              ? 'no lan interface is configured'
+              : undefined;
+    if (why) warnings.push(`dhcpv4: ignored: ${why}`);
+  }
   if (opts.forRun) {
     if (c.sc.length === 0 && !c.scSdp) problems.push('sc: no Softwire Concentrator given; use --sc HOST[:PORT] or --sc-sdp FILE');
     const hasPassword = c.password !== undefined || c.passwordFile !== undefined;

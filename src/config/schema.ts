@@ -46,6 +46,7 @@ export interface Config {
   routeMetric: number;
   ipv4DefaultRoute: boolean;
   nat44: boolean;
+  dhcpv4: boolean;
   prefixLengthHint: number;
   rapidCommit: boolean;
   controlSocket: string;
@@ -161,7 +162,7 @@ export const FIELDS: readonly Field[] = [
   { key: 'retransmitCap', kind: 'number', default: 8, min: 1, max: 120, arg: 'S', doc: 'cap on the doubling retransmission timeout (RFC 2661 5.8: at least 8 s)' },
   { key: 'retransmitRetries', kind: 'int', default: 5, min: 1, max: 20, arg: 'N', doc: 'retransmissions before the tunnel is declared dead (RFC 2661 5.8 suggests 5)' },
   { key: 'reconnectInitial', kind: 'number', default: 2, min: 0.1, max: 600, arg: 'S', doc: 'first delay before dialling again after a failure' },
-  { key: 'reconnectCap', kind: 'number', default: 300, min: 1, max: 86400, arg: 'S', doc: 'cap on the doubling reconnect delay' },
+  { key: 'reconnectCap', kind: 'number', default: 300, min: 1, max: 86400, arg: 'S', doc: 'cap on the doubling reconnect delay; after a failure that will not fix itself (rejected login or tunnel secret, StopCCN result 4 or 5) the agent waits at least a quarter of it' },
   {
     key: 'reconnectJitter',
     kind: 'number',
@@ -193,6 +194,12 @@ export const FIELDS: readonly Field[] = [
     kind: 'bool',
     default: true,
     doc: 'router mode with IPv4 routed into the softwire: masquerade the LAN behind the IPCP address (nftables table "softwire", removed on exit); not with provision=netifd',
+  },
+  {
+    key: 'dhcpv4',
+    kind: 'bool',
+    default: false,
+    doc: 'router mode with IPv4 routed into the softwire: serve DHCPv4 on the first LAN interface (its IPv4 subnet, router = its address, DNS from IPCP, 1 h leases); refuses to start if UDP port 67 is taken (dnsmasq, odhcpd); not with provision=netifd',
   },
   { key: 'prefixLengthHint', kind: 'int', default: 56, min: 0, max: 64, arg: 'LEN', doc: 'delegated prefix length to ask for in IA_PD (0: no hint)' },
   { key: 'rapidCommit', kind: 'bool', default: false, doc: 'ask for DHCPv6 Rapid Commit (two-message exchange)' },

@@ -1,6 +1,6 @@
 import type { RaBackend, LanInterface } from '../config/schema';
 import type { Scheduler } from '../core/scheduler';
-import { formatPrefix } from '../ipv6/address';
+import { formatPrefix, maskPrefix } from '../ipv6/address';
 import { INFINITE_LIFETIME } from '../ipv6/nd';
 import type { LanStatus } from '../agent/status';
 import type { AddressKey, AddressSpec, RouteKey, RouteSpec } from '../platform/netlink';
@@ -102,6 +102,8 @@ interface Held extends Installed {
   removeAt: number;
 }
 
+/** rtm_protocol of routes the kernel makes for an address's prefix. */
+const RTPROT_KERNEL = 2;
 const NOT_THERE = new Set(['EADDRNOTAVAIL', 'ESRCH', 'ENOENT', 'ENODEV']);
 
 function errText(e: unknown): string {
@@ -310,6 +312,15 @@ export class LanProvisioner {
     } catch (e) {
       // Gone already (interface removed, lifetime expired): that is the goal.
       if (!NOT_THERE.has(errCode(e) ?? '')) errors.push(`${ifname}: remove ${address}/${LAN_PREFIX_LENGTH}: ${errText(e)}`);
+    }
+    // An address with finite lifetimes leaves its kernel prefix route behind when it is
+    // deleted (the kernel lets that route expire on its own, up to the valid lifetime):
+    // the old /64 would stay routed onto the LAN after a renumbering.
+    const net = `${maskPrefix(address, LAN_PREFIX_LENGTH)}/${LAN_PREFIX_LENGTH}`;
+    try {
+      await this.o.netlink.deleteRoute({ destination: net, link: ifname, protocol: RTPROT_KERNEL });
+    } catch (e) {
+      if (!NOT_THERE.has(errCode(e) ?? '')) errors.push(`${ifname}: remove route ${net}: ${errText(e)}`);
     }
   }
 

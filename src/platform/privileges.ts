@@ -13,10 +13,10 @@ import { accessSync, constants as fsConstants, readFileSync, statSync } from 'no
  *   override file permissions, and some systems ship the node 0600.
  */
 
-export type Capability = 'CAP_NET_ADMIN' | 'CAP_NET_RAW';
+export type Capability = 'CAP_NET_ADMIN' | 'CAP_NET_RAW' | 'CAP_NET_BIND_SERVICE';
 
 /** Bit numbers from linux/capability.h. */
-const CAP_BIT: Record<Capability, number> = { CAP_NET_ADMIN: 12, CAP_NET_RAW: 13 };
+const CAP_BIT: Record<Capability, number> = { CAP_NET_BIND_SERVICE: 10, CAP_NET_ADMIN: 12, CAP_NET_RAW: 13 };
 
 export const TUN_PATH = '/dev/net/tun';
 
@@ -101,6 +101,8 @@ export function hasCapability(cap: Capability, statusText?: string): boolean {
 export interface PreflightOptions {
   /** The built-in RA sender will run (router mode with LAN interfaces and ra builtin). */
   rawIcmp6?: boolean;
+  /** The LAN DHCPv4 server will run: it binds UDP port 67. */
+  dhcpServer?: boolean;
   /** For tests: /proc/self/status text and the TUN node path. */
   statusText?: string;
   tunPath?: string;
@@ -118,6 +120,9 @@ export function privilegeProblems(opts: PreflightOptions = {}): string[] {
   }
   if (opts.rawIcmp6 && !hasCapability('CAP_NET_RAW', opts.statusText)) {
     problems.push(`missing CAP_NET_RAW: the Router Advertisements on the LAN (ra builtin) ${needsCapability('CAP_NET_RAW')}`);
+  }
+  if (opts.dhcpServer && !hasCapability('CAP_NET_BIND_SERVICE', opts.statusText)) {
+    problems.push(`missing CAP_NET_BIND_SERVICE: the LAN DHCPv4 server (dhcpv4) binds port 67 ${needsCapability('CAP_NET_BIND_SERVICE')}`);
   }
   const tun = opts.tunPath ?? TUN_PATH;
   try {

@@ -257,8 +257,9 @@ export class PppLink {
     this.acts.push(a);
   }
 
-  private drop(reason: string): void {
+  private drop(why: string): void {
     const d = this.counters.drops;
+    const reason = dropKey(why);
     const key = reason in d || Object.keys(d).length < MAX_DROP_KEYS ? reason : 'other';
     d[key] = (d[key] ?? 0) + 1;
   }
@@ -487,4 +488,17 @@ export class PppLink {
     const dead: FsmState[] = ['Initial', 'Starting', 'Closed', 'Stopped'];
     return Object.values(this.ncps).some((n) => n.required && !dead.includes(n.fsm.state));
   }
+}
+
+/**
+ * Status counter keys are stable identifiers (scripts match on them): lower case,
+ * words joined by '-', the layers of a reason joined by '.', e.g.
+ * "lcp: malformed Configure-Request: bad-option-length" -> "lcp.malformed-configure-request.bad-option-length".
+ */
+export function dropKey(why: string): string {
+  return why
+    .split(':')
+    .map((part) => part.trim().toLowerCase().replace(/\s+/g, '-'))
+    .filter(Boolean)
+    .join('.');
 }

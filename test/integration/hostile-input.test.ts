@@ -269,12 +269,12 @@ describe('hostile input from the SC side', { skip }, () => {
     await raw(frame('ff038057' + '010900060100')); // the same for IPV6CP
     await raw(frame('ff038023' + '0101000401')); // a protocol nobody negotiated: Protocol-Reject
     await expectDrops(before, {
-      'ppp.malformed frame: bad-protocol': 1,
-      'ppp.malformed frame: short-frame': 1,
-      'ppp.lcp: malformed packet: bad-length': 1,
-      'ppp.lcp: malformed Configure-Request: bad-option-length': 2,
-      'ppp.ipv6cp: malformed Configure-Request: bad-option-length': 1,
-      'ppp.protocol rejected': 1,
+      'ppp.malformed-frame.bad-protocol': 1,
+      'ppp.malformed-frame.short-frame': 1,
+      'ppp.lcp.malformed-packet.bad-length': 1,
+      'ppp.lcp.malformed-configure-request.bad-option-length': 2,
+      'ppp.ipv6cp.malformed-configure-request.bad-option-length': 1,
+      'ppp.protocol-rejected': 1,
     });
     await assertUnchanged();
   });

@@ -297,6 +297,6 @@ describe('least privilege: the OpenWrt init script', { skip }, () => {
     // The capabilities file is procd's format: the two capabilities in all five sets.
     const capsJson = JSON.parse(readFileSync(caps, 'utf8')) as Record<string, string[]>;
     assert.deepEqual(Object.keys(capsJson).sort(), ['ambient', 'bounding', 'effective', 'inheritable', 'permitted']);
-    for (const set of Object.values(capsJson)) assert.deepEqual(set, ['CAP_NET_ADMIN', 'CAP_NET_RAW']);
+    for (const set of Object.values(capsJson)) assert.deepEqual(set, ['CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_NET_BIND_SERVICE']);
   });
 });

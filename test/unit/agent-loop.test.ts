@@ -209,6 +209,30 @@ test('retryElsewhere and unreachable SCs rotate to the next SC; other failures k
   assert.equal(h.conns[3]!.sc.address, '192.0.2.1', 'wraps around to the first SC');
 });
 
+test('"try another SC" dials the next SC at once, and backs off once every SC has said it', async (t) => {
+  const h = harness(t, { reconnectJitter: 0 });
+  await settle();
+  const elsewhere = { layer: 'tunnel' as const, reason: 'peer-stopccn (result 2, error 7)', retryElsewhere: true };
+  h.conns[0]!.down(elsewhere);
+  await settle();
+  h.clock.advance(0);
+  await settle();
+  assert.equal(h.conns.length, 2, 'no backoff before asking the next SC');
+  assert.equal(h.conns[1]!.sc.address, '192.0.2.9');
+  h.conns[1]!.down(elsewhere);
+  await settle();
+  h.clock.advance(0);
+  await settle();
+  assert.equal(h.conns.length, 2, 'both SCs said it: now the backoff applies');
+  h.clock.advance(1999);
+  await settle();
+  assert.equal(h.conns.length, 2);
+  h.clock.advance(1);
+  await settle();
+  assert.equal(h.conns.length, 3);
+  assert.equal(h.conns[2]!.sc.address, '192.0.2.1');
+});
+
 test('down holds the softwire down until up; reconnect dials at once', async (t) => {
   const h = harness(t);
   await settle();

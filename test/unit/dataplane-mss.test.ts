@@ -1,60 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { checksumReplace, clampMss } from '../../src/dataplane/mss';
+import { tcpChecksum as tcpChecksumOf, tcpPacket } from '../helpers/tcp';
 
-/** One's-complement checksum over the pseudo-header and TCP segment, computed from scratch. */
-function tcpChecksum(pkt: Buffer): number {
-  const v6 = pkt[0]! >> 4 === 6;
-  const tcpOff = v6 ? 40 : (pkt[0]! & 15) * 4;
-  const seg = pkt.subarray(tcpOff);
-  const pseudo = v6
-    ? Buffer.concat([pkt.subarray(8, 40), Buffer.from([0, 0, seg.length >> 8, seg.length & 0xff, 0, 0, 0, 6])])
-    : Buffer.concat([pkt.subarray(12, 20), Buffer.from([0, 6, seg.length >> 8, seg.length & 0xff])]);
-  const copy = Buffer.from(seg);
-  copy[16] = 0;
-  copy[17] = 0;
-  const all = Buffer.concat([pseudo, copy, copy.length & 1 ? Buffer.from([0]) : Buffer.alloc(0)]);
-  let sum = 0;
-  for (let i = 0; i < all.length; i += 2) sum += all.readUInt16BE(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
-function syn(version: 4 | 6, options: number[], flags = 0x02): Buffer {
-  const opts = Buffer.from(options);
-  const tcp = Buffer.alloc(20 + opts.length);
-  tcp.writeUInt16BE(40000, 0);
-  tcp.writeUInt16BE(80, 2);
-  tcp.writeUInt32BE(12345, 4);
-  tcp[12] = ((20 + opts.length) / 4) << 4;
-  tcp[13] = flags;
-  tcp.writeUInt16BE(65535, 14);
-  opts.copy(tcp, 20);
-  let ip: Buffer;
-  if (version === 4) {
-    ip = Buffer.alloc(20);
-    ip[0] = 0x45;
-    ip.writeUInt16BE(20 + tcp.length, 2);
-    ip[8] = 64;
-    ip[9] = 6;
-    Buffer.from([198, 51, 100, 128, 203, 0, 113, 1]).copy(ip, 12);
-  } else {
-    ip = Buffer.alloc(40);
-    ip[0] = 0x60;
-    ip.writeUInt16BE(tcp.length, 4);
-    ip[6] = 6;
-    ip[7] = 64;
-    ip[8] = 0x20;
-    ip[9] = 0x01;
-    ip[39] = 1;
-    ip[24] = 0x20;
-    ip[25] = 0x01;
-    ip[39] = 2;
-  }
-  const pkt = Buffer.concat([ip, tcp]);
-  pkt.writeUInt16BE(tcpChecksum(pkt), ip.length + 16);
-  return pkt;
-}
+const syn = tcpPacket;
+/** The checksum of the packet's TCP segment, computed from scratch. */
+const tcpChecksum = (pkt: Buffer): number => tcpChecksumOf(pkt, pkt[0]! >> 4 === 6 ? 40 : (pkt[0]! & 15) * 4, pkt.length);
 
 const mssOf = (pkt: Buffer, at: number): number => pkt.readUInt16BE(at);
 

@@ -27,7 +27,7 @@ class FakeKernel {
       this.record(`addr ${s.link} ${s.address}/${s.prefixLength} valid ${s.validLifetime} pref ${s.preferredLifetime}${s.replace ? ' replace' : ''}`),
     deleteAddress: (k: AddressKey) => this.record(`deladdr ${k.link} ${k.address}/${k.prefixLength}`),
     addRoute: (r: RouteSpec) => this.record(`route ${r.type} ${r.destination}${r.replace ? ' replace' : ''}`),
-    deleteRoute: (r: RouteKey) => this.record(`delroute ${r.type} ${r.destination}`),
+    deleteRoute: (r: RouteKey) => this.record(r.protocol === 2 ? `delroute kernel ${r.destination} dev ${String(r.link)}` : `delroute ${r.type} ${r.destination}`),
   };
 
   sysctl = {
@@ -146,7 +146,7 @@ describe('LanProvisioner', () => {
     assert.deepEqual(kernel.log, []);
     clock.advance(1_000);
     await prov.whenIdle();
-    assert.deepEqual(kernel.log, ['deladdr lan0 2001:db8:100:1::1/64', 'deladdr lan1 2001:db8:100:2::1/64']);
+    assert.deepEqual(kernel.log, ['deladdr lan0 2001:db8:100:1::1/64', 'delroute kernel 2001:db8:100:1::/64 dev lan0', 'deladdr lan1 2001:db8:100:2::1/64', 'delroute kernel 2001:db8:100:2::/64 dev lan1']);
   });
 
   test('a prefix that comes back during the hold is kept, and its removal timer cancelled', async () => {
@@ -171,10 +171,10 @@ describe('LanProvisioner', () => {
     assert.deepEqual(kernel.log, [
       'ra-stop lan0',
       'ra-stop lan1',
-      'deladdr lan0 2001:db8:101:1::1/64',
-      'deladdr lan1 2001:db8:101:2::1/64',
-      'deladdr lan0 2001:db8:100:1::1/64',
-      'deladdr lan1 2001:db8:100:2::1/64',
+      'deladdr lan0 2001:db8:101:1::1/64', 'delroute kernel 2001:db8:101:1::/64 dev lan0',
+      'deladdr lan1 2001:db8:101:2::1/64', 'delroute kernel 2001:db8:101:2::/64 dev lan1',
+      'deladdr lan0 2001:db8:100:1::1/64', 'delroute kernel 2001:db8:100:1::/64 dev lan0',
+      'deladdr lan1 2001:db8:100:2::1/64', 'delroute kernel 2001:db8:100:2::/64 dev lan1',
       'delroute unreachable 2001:db8:101::/56',
       'forwarding 0',
     ]);
@@ -205,7 +205,7 @@ describe('LanProvisioner', () => {
     kernel.log = [];
     kernel.failOn = undefined;
     await prov.clear();
-    assert.deepEqual(kernel.log, ['ra-stop lan0', 'deladdr lan0 2001:db8:100:1::1/64', 'delroute unreachable 2001:db8:100::/56', 'forwarding 0']);
+    assert.deepEqual(kernel.log, ['ra-stop lan0', 'deladdr lan0 2001:db8:100:1::1/64', 'delroute kernel 2001:db8:100:1::/64 dev lan0', 'delroute unreachable 2001:db8:100::/56', 'forwarding 0']);
   });
 
   test('plan errors (id too large) come back in the result', async () => {

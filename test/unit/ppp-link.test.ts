@@ -241,8 +241,8 @@ test('full link vs l2tpns-like SC, policy ipv6: LCP -> CHAP -> IPCP (not carryin
   assert.equal(w.of('data').length, 1);
   assert.equal(w.link.sendData(PROTO.IPV4, Buffer.from([0x45])), null);
   const drops = w.link.status().counters.drops;
-  assert.equal(drops['rx ipv4 not carried'], 1);
-  assert.equal(drops['tx ipv4 not carried'], 1);
+  assert.equal(drops['rx-ipv4-not-carried'], 1);
+  assert.equal(drops['tx-ipv4-not-carried'], 1);
 
   // Keepalive runs: an echo after 30 s, answered, RTT recorded.
   w.clock.advance(30_000);
@@ -331,8 +331,8 @@ test('frames before LCP is open are dropped and counted; unknown protocols are P
   w.take(w.link.receive(encodeFrame(PROTO.IPV6, Buffer.from([0x60])), 0));
   w.take(w.link.receive(Buffer.from([0xff, 0x03, 0xc0]), 0));
   const drops = w.link.status().counters.drops;
-  assert.equal(drops['non-LCP before LCP opened'], 1);
-  assert.equal(drops['malformed frame: short-frame'], 1);
+  assert.equal(drops['non-lcp-before-lcp-opened'], 1);
+  assert.equal(drops['malformed-frame.short-frame'], 1);
   peer.start();
   w.take([]);
   assert.equal(w.link.phase, 'open');

@@ -177,6 +177,7 @@ describe('option mapping', () => {
     route_metric: ['512', 512],
     ipv4_default_route: ['yes', true],
     nat44: ['0', false],
+    dhcpv4: ['1', true],
     prefix_length_hint: ['60', 60],
     rapid_commit: ['1', true],
     control_socket: ['/var/run/softwire/a.sock', '/var/run/softwire/a.sock'],
