@@ -7,6 +7,7 @@ import { resolveConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
 import type { Netlink } from '../../src/platform/netlink';
 import type { Sysctl } from '../../src/platform/sysctl';
+import { acceptingNetlink } from '../helpers/installer';
 
 /**
  * The LAN DHCPv4 server: pool and option computation, the packet check in front
@@ -332,16 +333,7 @@ describe('server on loopback', () => {
 describe('installer lifecycle', () => {
   function lab(provision?: 'agent' | 'netifd') {
     const calls: string[] = [];
-    const nl = {
-      addAddress: async () => undefined,
-      deleteAddress: async () => undefined,
-      addRoute: async () => undefined,
-      deleteRoute: async () => undefined,
-      setMtu: async () => undefined,
-      setLinkUp: async () => undefined,
-      linkIndex: async () => 9,
-      listRoutes: async () => [],
-    } as unknown as Netlink;
+    const nl = acceptingNetlink();
     const sysctl = { setIpv6: async () => undefined, write: async () => undefined } as unknown as Sysctl;
     const dhcpv4: Dhcpv4Control = {
       start: async (dns) => void calls.push(`start ${dns.join(',')}`),

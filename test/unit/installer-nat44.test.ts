@@ -3,8 +3,8 @@ import { test } from 'node:test';
 import { Installer, type Nat44Control } from '../../src/agent/installer';
 import type { Provision } from '../../src/config/schema';
 import { createLogger } from '../../src/log';
-import type { Netlink } from '../../src/platform/netlink';
 import type { Sysctl } from '../../src/platform/sysctl';
+import { acceptingNetlink } from '../helpers/installer';
 
 /**
  * NAT44 in the installer: created once IPv4 routes into the softwire, with IPv4
@@ -15,16 +15,7 @@ import type { Sysctl } from '../../src/platform/sysctl';
 function lab(forwarding: boolean, provision?: Provision) {
   const calls: string[] = [];
   let fwd = forwarding;
-  const nl = {
-    addAddress: async () => undefined,
-    deleteAddress: async () => undefined,
-    addRoute: async () => undefined,
-    deleteRoute: async () => undefined,
-    setMtu: async () => undefined,
-    setLinkUp: async () => undefined,
-    linkIndex: async () => 9,
-    listRoutes: async () => [],
-  } as unknown as Netlink;
+  const nl = acceptingNetlink();
   const sysctl = {
     setIpv6: async () => undefined,
     write: async () => undefined,
