@@ -1,7 +1,7 @@
 // Starts the SC layout (namespaces + l2tpns + FreeRADIUS) for manual experiments
 // and prints the namespace names; Ctrl-C (or SIGTERM) tears everything down.
-import { L2tpnsSc } from '../src/lab/l2tpns';
-import { scLayout } from '../src/lab/topology';
+import { L2tpnsSc } from '../test/lab/l2tpns';
+import { scLayout } from '../test/lab/topology';
 
 async function main(): Promise<void> {
   const lay = scLayout();

@@ -12,8 +12,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_USER, L2tpnsSc } from '../src/lab/l2tpns';
-import { scLayout } from '../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc } from '../test/lab/l2tpns';
+import { scLayout } from '../test/lab/topology';
 import { AgentProc } from '../test/helpers/agent-proc';
 
 /** Behind the SC: an IPv4 address reached only through the softwire. */

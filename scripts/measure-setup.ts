@@ -10,9 +10,9 @@
  *
  * Needs root and l2tpns/freeradius (apt). A measurement, not a test: not part of npm test.
  */
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../src/lab/l2tpns';
-import { link } from '../src/lab/netns';
-import { scLayout } from '../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../test/lab/l2tpns';
+import { link } from '../test/lab/netns';
+import { scLayout } from '../test/lab/topology';
 import { AgentProc, type LogLine } from '../test/helpers/agent-proc';
 
 interface Run {

@@ -2,7 +2,6 @@ import { Command, Option } from 'commander';
 import { VERSION } from '../version';
 import { registerCheckConfigVerb } from './check-config-verb';
 import { registerClientVerbs } from './client-verbs';
-import { registerDemoVerb } from './demo-verb';
 import { registerRunVerb } from './run-verb';
 import { registerSdpVerb } from './sdp-verb';
 import { registerUciVerb } from './uci-verb';
@@ -36,12 +35,10 @@ export function buildProgram(): Command {
       'after',
       '\nLogs are JSON lines (pino) on stdout; pipe them through "pino-pretty" to read them.\n' +
         '\nExamples:\n' +
-        '  softwire demo                 # the whole job in a built-in namespace lab\n' +
         '  softwire run --sc 192.0.2.1 --user cpe1 --password-file /etc/softwire/pw\n' +
         '  softwire check-config -c /etc/softwire.json\n' +
         '  softwire help run',
     );
-  registerDemoVerb(program);
   registerRunVerb(program);
   registerCheckConfigVerb(program);
   registerClientVerbs(program);

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { controlRequest } from '../../src/agent/control';
 import type { AgentState, Status } from '../../src/agent/status';
-import { onLines } from '../../src/lab/lines';
-import type { Netns } from '../../src/lab/netns';
+import { onLines } from '../lab/lines';
+import type { Netns } from '../lab/netns';
 
 /**
  * Runs the shipped CLI bundle (`bin/softwire run`) inside a namespace, the way an

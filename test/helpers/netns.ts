@@ -1,2 +1,2 @@
-// The namespace toolkit lives in src/lab so that `softwire demo` and the benchmark share it.
-export * from '../../src/lab/netns';
+// The namespace toolkit lives in test/lab, shared by the demo script, the benchmark and the tests.
+export * from '../lab/netns';

@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { Netns } from '../../src/lab/netns';
-import { scLayout } from '../../src/lab/topology';
+import type { Netns } from '../lab/netns';
+import { scLayout } from '../lab/topology';
 import { EmulatorProc } from '../peer/emulator-proc';
 import { startFastAgent } from './dataplane-lab';
 

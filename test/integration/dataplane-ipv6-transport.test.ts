@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { link, Topology } from '../../src/lab/netns';
+import { link, Topology } from '../lab/netns';
 import { EmulatorProc } from '../peer/emulator-proc';
 import { startFastAgent } from './dataplane-lab';
 

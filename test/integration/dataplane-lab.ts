@@ -1,4 +1,4 @@
-import type { Netns } from '../../src/lab/netns';
+import type { Netns } from '../lab/netns';
 import { AgentProc } from '../helpers/agent-proc';
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Topology, link } from '../../src/lab/netns';
+import { Topology, link } from '../lab/netns';
 import { Nat44, nat44Ruleset } from '../../src/ipv4/nat44';
 
 test('ruleset names the TUN and LAN and refuses names nft would misparse', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { scLayout, type ScLayout } from '../../src/lab/topology';
+import { scLayout, type ScLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 import { encodeControl, encodeControlBody } from '../../src/l2tp/messages';
 import { sbfdAvp } from '../peer/emulator';

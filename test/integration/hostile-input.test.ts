@@ -6,7 +6,7 @@ import { buildIcmpv6, buildUdp6 } from '../../src/ipv6/packet';
 import { encodeControl, encodeControlBody, encodeData } from '../../src/l2tp/messages';
 import { encodeFrame, PROTO } from '../../src/ppp/frame';
 import type { Status } from '../../src/agent/status';
-import { scLayout, type ScLayout } from '../../src/lab/topology';
+import { scLayout, type ScLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 import type { TunnelView } from '../peer/emulator';
 import { EmulatorProc } from '../peer/emulator-proc';

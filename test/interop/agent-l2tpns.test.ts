@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { scLayout, type ScLayout } from '../../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import { scLayout, type ScLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 
 /**

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import type { Netns } from '../../src/lab/netns';
-import { scLayout, type ScLayout } from '../../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import type { Netns } from '../lab/netns';
+import { scLayout, type ScLayout } from '../lab/topology';
 import type { AgentProc } from '../helpers/agent-proc';
 import { startFastAgent } from '../integration/dataplane-lab';
 

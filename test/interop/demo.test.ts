@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { l2tpnsAvailable } from '../../src/lab/l2tpns';
+import { l2tpnsAvailable } from '../lab/l2tpns';
 
 const avail = l2tpnsAvailable();
 
-test('softwire demo: the LAN host pings the SC side across the softwire, and nothing is left behind', { skip: avail.ok ? false : avail.message }, () => {
+test('npm run demo: the LAN host pings the SC side across the softwire, and nothing is left behind', { skip: avail.ok ? false : avail.message }, () => {
   const before = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
-  const r = spawnSync('node', ['bin/softwire', 'demo'], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/demo.ts'], { encoding: 'utf8', timeout: 120_000 });
   assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /\[4\/5\] softwire up; LAN host autoconfigured 2001:db8:100:0:/);
   assert.match(r.stdout, /\[5\/5\] LAN host -> 2001:db8:200::1 .*: 3 packets transmitted, 3 received, 0% packet loss/);

@@ -5,9 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { port67Users } from '../../src/ipv4/dhcp-server';
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { type Netns, link } from '../../src/lab/netns';
-import { scLayout } from '../../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import { type Netns, link } from '../lab/netns';
+import { scLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 
 /**

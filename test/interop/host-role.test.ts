@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { link, type Netns, waitFor } from '../../src/lab/netns';
-import { scLayout } from '../../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import { link, type Netns, waitFor } from '../lab/netns';
+import { scLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 
 /**

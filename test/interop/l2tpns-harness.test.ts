@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { scLayout } from '../../src/lab/topology';
+import { L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import { scLayout } from '../lab/topology';
 
 const avail = l2tpnsAvailable();
 

@@ -4,9 +4,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { link, Topology, waitFor } from '../../src/lab/netns';
-import { scLayout } from '../../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import { link, Topology, waitFor } from '../lab/netns';
+import { scLayout } from '../lab/topology';
 import { AgentProc, dropPrivileges, type RunAs } from '../helpers/agent-proc';
 
 /**

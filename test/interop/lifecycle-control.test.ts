@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Status } from '../../src/agent/status';
-import { l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { scLayout } from '../../src/lab/topology';
+import { l2tpnsAvailable } from '../lab/l2tpns';
+import { scLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 import { addLan, cli, linesAfter, sleep, socketReady, startAgent, waitLogAfter, withSc } from './lifecycle-helpers';
 

@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { DEFAULT_USER, L2tpnsSc } from '../../src/lab/l2tpns';
-import { onLines } from '../../src/lab/lines';
-import { link, type Netns } from '../../src/lab/netns';
-import { scLayout, type ScLayout } from '../../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc } from '../lab/l2tpns';
+import { onLines } from '../lab/lines';
+import { link, type Netns } from '../lab/netns';
+import { scLayout, type ScLayout } from '../lab/topology';
 import { AgentProc, type LogLine } from '../helpers/agent-proc';
 import type { Impairment, RelayStats } from '../peer/relay';
 

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { l2tpnsAvailable } from '../../src/lab/l2tpns';
+import { l2tpnsAvailable } from '../lab/l2tpns';
 import { addLan, sleep, startAgent, waitLogAfter, withSc } from './lifecycle-helpers';
 
 /**

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { l2tpnsAvailable } from '../../src/lab/l2tpns';
+import { l2tpnsAvailable } from '../lab/l2tpns';
 import { longRun } from '../../scripts/long-run';
 
 /**

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Status } from '../../src/agent/status';
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { conntrackAvailable, type NatLayout, natLayout, type PortMapping } from '../../src/lab/nat-topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import { conntrackAvailable, type NatLayout, natLayout, type PortMapping } from '../lab/nat-topology';
 import { AgentProc } from '../helpers/agent-proc';
 
 /**

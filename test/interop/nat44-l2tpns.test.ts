@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { describe, test } from 'node:test';
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { link } from '../../src/lab/netns';
-import { scLayout } from '../../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import { link } from '../lab/netns';
+import { scLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 
 /**

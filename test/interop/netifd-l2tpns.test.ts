@@ -3,9 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Status } from '../../src/agent/status';
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { type Netns, run } from '../../src/lab/netns';
-import { scLayout } from '../../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import { type Netns, run } from '../lab/netns';
+import { scLayout } from '../lab/topology';
 import { harness, REAL_AGENT, REPO, removeHarnessDirs, until, updates } from '../helpers/netifd-harness';
 
 /**

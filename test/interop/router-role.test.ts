@@ -3,9 +3,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { prefixContains } from '../../src/ipv6/address';
-import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../../src/lab/l2tpns';
-import { link, type Netns, waitFor } from '../../src/lab/netns';
-import { scLayout, type ScLayout } from '../../src/lab/topology';
+import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
+import { link, type Netns, waitFor } from '../lab/netns';
+import { scLayout, type ScLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 
 /**

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
-import type { Netns } from '../../src/lab/netns';
+import type { Netns } from '../lab/netns';
 import type { ControlRecord, EmulatorCounters, EmulatorEvent, TunnelView } from './emulator';
 import type { EmulatorCommand, EmulatorScript } from './emulator-main';
 import type { RelayStats } from './relay';

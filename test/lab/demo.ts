@@ -2,16 +2,16 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { controlRequest } from '../agent/control';
-import type { Status } from '../agent/status';
-import { formatStatus } from '../cli/format-status';
+import { controlRequest } from '../../src/agent/control';
+import type { Status } from '../../src/agent/status';
+import { formatStatus } from '../../src/cli/format-status';
 import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from './l2tpns';
 import { onLines } from './lines';
 import { link, waitFor } from './netns';
 import { scLayout } from './topology';
 
 /**
- * `softwire demo`: the whole job on an embedded default. Three hosts in network
+ * `npm run demo` (scripts/demo.ts): the whole job on an embedded default. Three hosts in network
  * namespaces — a Softwire Concentrator (l2tpns + FreeRADIUS), this router
  * running the agent, and a LAN host with no configuration — then the router
  * dials, gets a delegated prefix, numbers the LAN, and the LAN host pings the
@@ -30,12 +30,12 @@ const SC_SIDE_TARGET = '2001:db8:200::1';
 export async function runDemo(o: DemoOptions): Promise<number> {
   const say = o.out;
   if (process.getuid?.() !== 0) {
-    say('softwire demo needs root: it builds network namespaces, veth pairs and a TUN device.');
+    say('the demo needs root: it builds network namespaces, veth pairs and a TUN device.');
     return 2;
   }
   const avail = l2tpnsAvailable();
   if (!avail.ok) {
-    say(`softwire demo needs a local SC: ${avail.message}`);
+    say(`the demo needs a local SC: ${avail.message}`);
     return 2;
   }
   const timeout = o.timeoutMs ?? 30_000;
