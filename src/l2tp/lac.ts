@@ -12,6 +12,7 @@ import {
   encodeData,
   MessageType,
   type MessageName,
+  malformedMandatory,
   missingAvps,
   type RequiredValues,
   SESSION_MESSAGES,
@@ -448,6 +449,19 @@ export class Lac {
     if (name === 'StopCCN') return this.peerStopCcn(msg);
     if (name === 'CDN') return this.peerCdn(msg);
 
+    // RFC 2661 7.1: a malformed message clears the tunnel; 4.4.2 has the code for it (2/2,
+    // "Length is wrong"). A known AVP we cannot read with M=0 is ignored, as an unknown one is.
+    for (const a of msg.malformed) if (!a.mandatory) this.drop('avp-malformed-ignored');
+    const bad = malformedMandatory(msg);
+    if (bad.length > 0) {
+      return this.teardown({
+        reason: 'protocol-error',
+        result: StopCcnResult.GENERAL_ERROR,
+        error: ErrorCode.LENGTH_WRONG,
+        message: `malformed ${bad[0]!.name} AVP (${bad[0]!.length} octets) in ${name}`,
+      });
+    }
+
     const unknownM = unknownMandatory(msg);
     if (unknownM.length > 0) {
       const t: Teardown = {
@@ -581,14 +595,14 @@ export class Lac {
     const rc = msg.values.resultCode;
     // 5.7: acknowledge at once, then keep state a while to acknowledge retransmissions.
     const acts = this.fromChannel(this.channel.ackNow());
-    acts.push(...this.bringDown({ reason: 'peer-stopccn', result: rc?.result, error: rc?.error, message: rc?.message }, true));
+    acts.push(...this.bringDown({ reason: 'peer-stopccn', result: rc?.result, error: rc?.error, message: rc?.message ?? malformedNote(msg) }, true));
     acts.push(...this.startLinger());
     return acts;
   }
 
   private peerCdn(msg: ControlMessage): LacAction[] {
     const rc = msg.values.resultCode;
-    return this.sessionDown({ reason: 'peer-cdn', result: rc?.result, error: rc?.error, message: rc?.message }, true);
+    return this.sessionDown({ reason: 'peer-cdn', result: rc?.result, error: rc?.error, message: rc?.message ?? malformedNote(msg) }, true);
   }
 
   // ---------------------------------------------------------------- teardown
@@ -792,6 +806,12 @@ export class Lac {
     this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
     return [];
   }
+}
+
+/** Says why a teardown message carries no readable Result Code, so the log shows it. */
+function malformedNote(msg: ControlMessage): string | undefined {
+  const m = msg.malformed.find((a) => a.name === 'resultCode');
+  return m ? `malformed Result Code AVP (${m.length} octets)` : undefined;
 }
 
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
