@@ -416,6 +416,13 @@ export class Lac {
       this.sequencing = true;
       if (this.dataNr !== undefined && seqLt(pkt.ns, this.dataNr)) return this.drop('data-out-of-order');
       this.dataNr = seqAdd(pkt.ns, 1);
+    } else if (this.sequencing && !this.cfg.dataSequencing) {
+      // 5.4: the LNS turns sequencing off by sending data without Ns, and the LAC then MUST
+      // stop too: no Ns on our data (4 octets less), and the data fast path, which asks
+      // dataHeader() on every batch, takes the session's data again. Not when we asked for
+      // sequencing ourselves (Sequencing Required in ICCN, 4.4.6): that holds for the session.
+      this.sequencing = false;
+      this.dataNr = undefined;
     }
     this.counters.dataIn++;
     // Data proves the peer alive; noted with a flag so the hot path arms no timers.

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { scLayout, type ScLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 import { encodeControl, encodeControlBody } from '../../src/l2tp/messages';
-import { sbfdAvp } from '../peer/emulator';
+import { type DataRecord, sbfdAvp } from '../peer/emulator';
 import type { EmulatorScript } from '../peer/emulator-main';
 import { EmulatorProc } from '../peer/emulator-proc';
 
@@ -286,5 +286,37 @@ describe('agent against the SC emulator', { skip }, () => {
     assert.deepEqual([rc.result, rc.error], [2, 2]);
     assert.match(rc.message, /assignedSessionId/);
     assert.equal((await emu.status()).counters.rx.ICCN, 1, 'only the clean ICRP was answered with ICCN');
+  });
+
+  test('RFC 2661 5.4: the SC sends data with S=1, then S=0; our data then carries no Ns and its header is 4 octets shorter', async (t) => {
+    // Plays an LNS that sequences data for a while and then stops (5.4: the LNS may turn
+    // sequencing off at any time by sending S=0 data; the LAC MUST stop too).
+    const lay = layout(t);
+    const emu = await emulator(t, lay, {});
+    const a = agent(t, lay);
+    await a.waitState('up', 15_000);
+    const lcpAfter = async (from: number, pred: (r: DataRecord) => boolean, what: string): Promise<DataRecord[]> => {
+      for (let i = 0; i < 100; i++) {
+        await emu.command({ cmd: 'echo' });
+        const rx = (await emu.status()).dataRx.slice(from);
+        if (rx.some((r) => r.protocol === 0xc021 && pred(r))) return rx;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`no LCP data from the agent ${what}; saw ${JSON.stringify((await emu.status()).dataRx.slice(-8))}`);
+    };
+    await emu.command({ cmd: 'sequencing', on: true });
+    const on = await lcpAfter(0, (r) => r.ns !== null, 'with Ns after S=1');
+    const seqHeader = on.find((r) => r.ns !== null)!.headerLength;
+    const mark = (await emu.status()).dataRx.length;
+    await emu.command({ cmd: 'sequencing', on: false });
+    const off = await lcpAfter(mark, (r) => r.ns === null, 'without Ns after S=0');
+    const first = off.findIndex((r) => r.ns === null);
+    assert.equal(off[first]!.headerLength, seqHeader - 4);
+    // Once stopped it stays stopped: nothing after the first plain message is sequenced.
+    await emu.command({ cmd: 'echo' });
+    const rest = (await emu.status()).dataRx.slice(mark + first);
+    assert.deepEqual(rest.filter((r) => r.ns !== null), []);
+    const s = await a.status();
+    assert.equal(s.state, 'up');
   });
 });

@@ -256,6 +256,44 @@ describe('tunnel and session establishment', () => {
     assert.equal(h.lac.status().counters.drops['data-out-of-order'], 1);
   });
 
+  test('RFC 2661 5.4: the SC sends data with S=1, then S=0: we sequence, then stop (no Ns, 4 octets less)', () => {
+    const h = establish();
+    const d = (ns?: number) => encodeData({ tunnelId: h.lac.localTunnelId, sessionId: h.sc.lacSession, ns }, new Uint8Array([7]));
+    const ppp = new Uint8Array([0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 4]);
+    const plain = h.lac.sendFrame(ppp)!;
+    assert.equal(h.lac.dataHeader()!.sequencing, false);
+    h.fromSc(d(0));
+    h.fromSc(d(1));
+    assert.equal(h.lac.dataHeader()!.sequencing, true, 'S=1 from the SC: the fast path steps aside');
+    const seq = h.lac.sendFrame(ppp)!;
+    const m1 = decodeMessage(seq);
+    assert.ok(m1.kind === 'data');
+    assert.equal(m1.ns, 0);
+    assert.equal(seq.length, plain.length + 4);
+    h.fromSc(d());
+    assert.equal(h.ev('frame').length, 3, 'the S=0 frame itself is delivered');
+    assert.equal(h.lac.dataHeader()!.sequencing, false, 'S=0: sequencing off, the fast path takes the data again');
+    assert.equal(h.lac.status().session.sequencing, false);
+    const after = h.lac.sendFrame(ppp)!;
+    const m2 = decodeMessage(after);
+    assert.ok(m2.kind === 'data');
+    assert.equal(m2.ns, undefined);
+    assert.equal(after.length, plain.length);
+    // The SC may turn it on again; its new Ns are accepted from wherever it starts.
+    h.fromSc(d(0));
+    assert.equal(h.lac.dataHeader()!.sequencing, true);
+    assert.equal(h.ev('frame').length, 4);
+  });
+
+  test('RFC 2661 4.4.6: when we asked for sequencing (Sequencing Required), S=0 data does not turn it off', () => {
+    const h = establish({ dataSequencing: true });
+    h.fromSc(encodeData({ tunnelId: h.lac.localTunnelId, sessionId: h.sc.lacSession }, new Uint8Array([7])));
+    assert.equal(h.lac.dataHeader()!.sequencing, true);
+    const m = decodeMessage(h.lac.sendFrame(new Uint8Array([1]))!);
+    assert.ok(m.kind === 'data');
+    assert.equal(m.ns, 0);
+  });
+
   test('a lost SCCCN is recovered by retransmission with the same Ns', () => {
     const h = setup();
     h.run(h.lac.open());
