@@ -66,7 +66,7 @@ const TUNNEL_TABLE_RAW: Record<TunnelEvent, string> = {
   Open: 'sccrq/1 - - - -',
   Close: '- stopccn,down/3 stopccn,down/3 - -',
   Abort: '4 down,finish/4 - - -',
-  RSCCRP: '- scccn,up,arm,session/2 drop - -',
+  RSCCRP: '- scccn,up,arm,session/2 drop/2 - -',
   RStopCCN: '- zlb,down,linger/3 zlb,down,linger/3 - -',
   'TO-quiet': '- - hello,arm/2 - -',
   'TO-busy': '- - arm/2 - -',
@@ -99,7 +99,7 @@ export type SessionActionName = 'icrq' | 'iccn' | 'up' | 'cdn' | 'down' | 'drop'
 const SESSION_TABLE_RAW: Record<SessionEvent, string> = {
   Open: 'icrq/1 - -',
   Close: '- cdn,down/0 cdn,down/0',
-  RICRP: '- iccn,up/2 drop',
+  RICRP: '- iccn,up/2 drop/2',
   RCDN: '- down/0 down/0',
   TunnelDown: '- down/0 down/0',
 };
