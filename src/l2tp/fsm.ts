@@ -33,7 +33,8 @@ function parseTable<S extends string, E extends string, A extends string>(
       }
       const slash = cell.indexOf('/');
       const actions = slash < 0 ? [] : (cell.slice(0, slash).split(',') as A[]);
-      const next = states[Number(slash < 0 ? cell : cell.slice(slash + 1))]!;
+      const next = states[Number(slash < 0 ? cell : cell.slice(slash + 1))];
+      if (next === undefined) throw new Error(`table cell ${key} '${cell}' names no next state`);
       m.set(key, { actions, next });
     });
   }
