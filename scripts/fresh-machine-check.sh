@@ -66,6 +66,15 @@ cp -a "$npm_dir" "$ROOT/usr/local/lib/node_modules/npm"
 ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOT/usr/local/bin/npm"
 ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOT/usr/local/bin/npx"
 cp -L /etc/resolv.conf "$ROOT/etc/resolv.conf"
+# Where this machine reaches the network through a TLS-inspecting proxy, its CA is a
+# local certificate; the chroot gets the same ones (and Node is told, as here), or
+# npm cannot reach the registry. That is this network's need, not softwire's.
+extra_ca=()
+if compgen -G '/usr/local/share/ca-certificates/*.crt' >/dev/null; then
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+  chroot "$ROOT" update-ca-certificates >/dev/null 2>&1
+  extra_ca=(NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt)
+fi
 printf '#!/bin/sh\n# fresh-machine-check: no daemons in the host'"'"'s network namespace\nexit 101\n' >"$ROOT/usr/sbin/policy-rc.d"
 chmod 0755 "$ROOT/usr/sbin/policy-rc.d"
 mkdir -p "$ROOT/mnt/softwire.git"
@@ -96,6 +105,8 @@ set +e
 unshare --mount --propagation private bash -c '
   set -e
   R=$1
+  # ip netns exec remounts / as a slave, which needs / to be a mount point.
+  mount --bind "$R" "$R"
   mount -t proc proc "$R/proc"
   mount -t sysfs sysfs "$R/sys"
   mount --rbind /dev "$R/dev"
@@ -103,9 +114,10 @@ unshare --mount --propagation private bash -c '
   mkdir -p "$R/run/netns"
   mount --bind -o ro "$2" "$R/mnt/softwire.git"
   mount --bind "$3" "$R/fresh"
+  shift 3
   exec chroot "$R" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
-    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin /fresh-check-inside.sh
-' _ "$ROOT" "$GIT_DIR" "$WORK/logs"
+    PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@" /fresh-check-inside.sh
+' _ "$ROOT" "$GIT_DIR" "$WORK/logs" "${extra_ca[@]}"
 rc=$?
 set -e
 echo "fresh-machine-check: exit $rc (logs: $WORK/logs/demo.log, $WORK/logs/test.log)"

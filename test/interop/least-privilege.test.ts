@@ -207,18 +207,24 @@ describe('least privilege: the agent as nobody against l2tpns', { skip: scSkip }
     t.after(() => a.stop());
     // With a startup check the agent exits 3 before dialling; without one the TUN
     // open after PPP fails. Either way the operator reads which capability is missing.
+    // The startup check logs its fatal line before the process exits, so only the TUN
+    // failure (no startup check) may end the wait early; the fatal line waits for the exit.
+    const TUN_FAIL = /cannot open TUN device sw0: tunOpen\(sw0\): ioctl TUNSETIFF: Operation not permitted \(EPERM\): needs CAP_NET_ADMIN/;
     const exited = await waitFor('the agent to exit or report the missing capability', 15_000, () =>
-      a.proc.exitCode !== null ? 'exit' : a.lines.some((l) => HINT.test(l.msg) || HINT.test(String(l.err ?? ''))) ? 'log' : undefined,
+      a.proc.exitCode !== null ? 'exit' : a.lines.some((l) => TUN_FAIL.test(l.msg)) ? 'log' : undefined,
     );
-    // Messages and error fields as written, not JSON-escaped, so the quotes in the hint match.
-    const text = [...a.lines.map((l) => `${l.msg} ${String(l.err ?? '')}`), ...a.stderr].join('\n');
+    // Messages and error fields as written, not JSON-escaped, so the quotes in the hint
+    // match; stdout may still be draining when the exit is seen.
+    const said = () => [...a.lines.map((l) => `${l.msg} ${String(l.err ?? '')}`), ...a.stderr];
+    await waitFor('the message naming the capability', 5_000, () => said().some((x) => HINT.test(x)) || undefined);
+    const text = said().join('\n');
     assert.match(text, HINT);
     assert.doesNotMatch(text, STACK, 'no stack trace');
     if (exited === 'exit') {
       assert.equal(a.proc.exitCode, 3, text);
     } else {
-      const line = a.lines.find((l) => HINT.test(l.msg))!;
-      assert.match(line.msg, /cannot open TUN device sw0: tunOpen\(sw0\): ioctl TUNSETIFF: Operation not permitted \(EPERM\): needs CAP_NET_ADMIN/);
+      const line = a.lines.find((l) => TUN_FAIL.test(l.msg))!;
+      assert.match(line.msg, HINT);
       const s = await a.status();
       assert.notEqual(s.state, 'up');
       assert.match(s.lastError?.message ?? '', HINT);
