@@ -9,23 +9,33 @@
 # from, and test/unit/prebuild.test.ts fails while they differ from the sources.
 #
 # Needs gcc and, for arm64, Debian's cross compiler: apt-get install gcc
-# gcc-aarch64-linux-gnu. The flags are binding.gyp's plus what a release build wants;
+# gcc-aarch64-linux-gnu. The sources and flags are binding.gyp's, plus what a release
+# build wants;
 # with no debug info and the source path mapped, a rebuild with the same compilers
 # gives the same bytes. The binaries need only glibc (the manifest says which
 # version) and Node-API 8 (Node >= 12.22), not a particular Node version.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SRC=src/native/softwire.c
+# Sources, defines and C flags come from binding.gyp (the source build's recipe), so
+# the two builds cannot drift apart.
+mapfile -t GYP < <(node -e '
+const t = JSON.parse(require("fs").readFileSync("binding.gyp", "utf8").replace(/^\s*#.*$/gm, "")).targets;
+if (t.length !== 1) throw new Error("binding.gyp: expected one target");
+const g = t[0];
+console.log((g.sources || []).join(" "));
+console.log([...(g.defines || []).map((d) => "-D" + d), ...(g.cflags_c || []), ...(g.cflags || [])].join(" "));
+')
+read -r -a SRCS <<<"${GYP[0]}"
+read -r -a GYP_FLAGS <<<"${GYP[1]}"
 # What the binaries depend on: a change to any of these makes them stale.
-INPUTS=("$SRC" binding.gyp scripts/prebuilds.sh)
+INPUTS=(binding.gyp scripts/prebuilds.sh "${SRCS[@]}")
 HEADERS=${NODE_HEADERS:-$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node}
 [ -f "$HEADERS/node_api.h" ] || {
   echo "prebuild: no node_api.h in $HEADERS; set NODE_HEADERS=DIR" >&2
   exit 1
 }
-CFLAGS=(-std=gnu11 -O3 -fPIC -shared -fvisibility=hidden -Wall -Wextra -Werror
-  -DNAPI_VERSION=8 -D_GNU_SOURCE "-ffile-prefix-map=$PWD=." -s)
+CFLAGS=("${GYP_FLAGS[@]}" -O3 -fPIC -shared -fvisibility=hidden -Werror "-ffile-prefix-map=$PWD=." -s)
 
 # name (Node's process.arch)  compiler
 TARGETS=("x64 gcc" "arm64 aarch64-linux-gnu-gcc")
@@ -45,7 +55,7 @@ for t in "${TARGETS[@]}"; do
   # node-gyp-build's file name tags: any Node version (napi), glibc only.
   out="prebuilds/linux-$arch/node.napi.glibc.node"
   mkdir -p "$(dirname "$out")"
-  "$cc" "${CFLAGS[@]}" -I"$HEADERS" -o "$out.tmp" "$SRC"
+  "$cc" "${CFLAGS[@]}" -I"$HEADERS" -o "$out.tmp" "${SRCS[@]}"
   mv -f "$out.tmp" "$out"
   chmod 0755 "$out"
   glibc=$(objdump -T "$out" | grep -o 'GLIBC_[0-9.]*' | sort -t. -k1,1 -k2,2n -k3,3n -u | tail -n 1)
