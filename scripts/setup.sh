@@ -13,6 +13,8 @@
 #    not match package-lock.json (scripts/deps/node-modules-current.mjs).
 #
 # Nothing is done, and nothing is printed, when everything is already there.
+# For tests: SOFTWIRE_DEPS_LIST=FILE replaces the list, SOFTWIRE_OS_RELEASE=FILE
+# /etc/os-release.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +27,9 @@ case "$want" in
     ;;
 esac
 
-LIST=scripts/deps/debian-packages.txt
+LIST=${SOFTWIRE_DEPS_LIST:-scripts/deps/debian-packages.txt}
+OS_RELEASE=${SOFTWIRE_OS_RELEASE:-/etc/os-release}
+case "$want" in demo) who='npm run demo' ;; *) who='npm test' ;; esac
 
 present() {
   case "$1" in
@@ -35,11 +39,12 @@ present() {
 }
 
 is_debian_like() {
-  [ -r /etc/os-release ] || return 1
-  # shellcheck disable=SC1091
+  [ -r "$OS_RELEASE" ] || return 1
   local id id_like
-  id=$(. /etc/os-release && echo "${ID:-}")
-  id_like=$(. /etc/os-release && echo "${ID_LIKE:-}")
+  # shellcheck disable=SC1090
+  id=$(. "$OS_RELEASE" && echo "${ID:-}")
+  # shellcheck disable=SC1090
+  id_like=$(. "$OS_RELEASE" && echo "${ID_LIKE:-}")
   case " $id $id_like " in
     *" debian "* | *" ubuntu "*) command -v apt-get >/dev/null ;;
     *) return 1 ;;
@@ -57,7 +62,7 @@ quiet_service() {
 
 missing=() missing_why=() services=()
 if [ "$want" != node ]; then
-  while read -r pkg probe users rest; do
+  while read -r pkg probe users rest || [ -n "${pkg:-}" ]; do
     case "$pkg" in '' | '#'*) continue ;; esac
     case ",$users," in *",$want,"*) ;; *) continue ;; esac
     present "$probe" && continue
@@ -69,7 +74,7 @@ fi
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && is_debian_like; then
-    echo "setup: installing ${missing[*]} with apt-get (what \`npm run $want\` needs; list: $LIST)"
+    echo "setup: installing ${missing[*]} with apt-get (needed by $who; list: $LIST)"
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
     export DEBIAN_FRONTEND=noninteractive
@@ -81,7 +86,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     for s in "${services[@]}"; do quiet_service "$s"; done
   else
     {
-      echo "setup: \`npm run $want\` needs these, which are missing:"
+      echo "setup: $who needs these, which are missing:"
       printf '%s\n' "${missing_why[@]}"
       if is_debian_like; then
         echo "Install them as root:  apt-get install ${missing[*]}"
