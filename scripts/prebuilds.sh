@@ -28,8 +28,10 @@ console.log([...(g.defines || []).map((d) => "-D" + d), ...(g.cflags_c || []), .
 ')
 read -r -a SRCS <<<"${GYP[0]}"
 read -r -a GYP_FLAGS <<<"${GYP[1]}"
-# What the binaries depend on: a change to any of these makes them stale.
-INPUTS=(binding.gyp scripts/prebuilds.sh "${SRCS[@]}")
+# What the binaries depend on: a change to any of these makes them stale. Headers
+# are not in binding.gyp, so every one beside the sources counts.
+mapfile -t HDRS < <(for d in $(dirname "${SRCS[@]}" | sort -u); do find "$d" -maxdepth 1 -name '*.h'; done | sort)
+INPUTS=(binding.gyp scripts/prebuilds.sh "${SRCS[@]}" "${HDRS[@]}")
 HEADERS=${NODE_HEADERS:-$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node}
 [ -f "$HEADERS/node_api.h" ] || {
   echo "prebuild: no node_api.h in $HEADERS; set NODE_HEADERS=DIR" >&2

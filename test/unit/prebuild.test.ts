@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { describe, test } from 'node:test';
 
 /**
@@ -29,10 +29,14 @@ const EXPORTS = ['tunOpen', 'icmp6Open', 'readStart', 'readStop', 'setRef', 'clo
 
 describe('addon prebuilds', () => {
   test('were built from the sources in this tree (else: npm run prebuilds, and commit prebuilds/)', () => {
-    // Every source binding.gyp compiles, binding.gyp itself and the build script.
+    // Every source binding.gyp compiles, the headers beside them, binding.gyp itself and the build script.
     const gyp = JSON.parse(readFileSync(join(REPO, 'binding.gyp'), 'utf8').replace(/^\s*#.*$/gm, '')) as { targets: { sources: string[] }[] };
-    const expected = ['binding.gyp', 'scripts/prebuilds.sh', ...gyp.targets.flatMap((t) => t.sources)];
-    assert.deepEqual(Object.keys(manifest.inputs).sort(), expected.sort(), 'binding.gyp changed its sources: run "npm run prebuilds"');
+    const sources = gyp.targets.flatMap((t) => t.sources);
+    const headers = [...new Set(sources.map((s) => dirname(s)))].flatMap((d) =>
+      readdirSync(join(REPO, d)).filter((f) => f.endsWith('.h')).map((f) => `${d}/${f}`),
+    );
+    const expected = ['binding.gyp', 'scripts/prebuilds.sh', ...sources, ...headers];
+    assert.deepEqual(Object.keys(manifest.inputs).sort(), expected.sort(), 'the sources or headers changed: run "npm run prebuilds"');
     for (const [file, hash] of Object.entries(manifest.inputs)) {
       assert.equal(sha256(file), hash, `${file} changed after the prebuilds were made: run "npm run prebuilds" and commit prebuilds/`);
     }
