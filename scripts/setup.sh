@@ -78,7 +78,10 @@ if [ ${#missing[@]} -gt 0 ]; then
     log=$(mktemp)
     trap 'rm -f "$log"' EXIT
     export DEBIAN_FRONTEND=noninteractive
-    if ! { apt-get update -q && apt-get install -y -q --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    # A fresh cloud machine often runs unattended-upgrades at first boot: wait for
+    # its dpkg lock (bounded) rather than fail.
+    apt=(apt-get -q -o DPkg::Lock::Timeout=300)
+    if ! { "${apt[@]}" update && "${apt[@]}" install -y --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
       tail -n 30 "$log" >&2
       echo "setup: apt-get install ${missing[*]} failed (output above)" >&2
       exit 1
