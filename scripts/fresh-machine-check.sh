@@ -5,7 +5,7 @@
 #
 #   scripts/fresh-machine-check.sh [options] WORKDIR
 #     --base DIR     copy DIR (an earlier --variant=minbase debootstrap, kept pristine)
-#                    instead of running debootstrap (about 7 minutes) again
+#                    instead of running debootstrap (7 to 10 minutes here) again
 #     --ref REF      the branch or commit to clone (default: the current branch)
 #     --no-tests     run only `npm run demo`, not `npm test`
 #     --keep         leave WORKDIR/root in place afterwards (default: removed)
@@ -37,7 +37,7 @@ while [ $# -gt 1 ]; do
     *) break ;;
   esac
 done
-[ $# -eq 1 ] || { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+[ $# -eq 1 ] || { sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "fresh-machine-check: needs root (debootstrap, chroot, namespaces)" >&2; exit 2; }
 WORK=$(realpath -m "$1")
 ROOT=$WORK/root
