@@ -17,8 +17,8 @@ import { type EffectiveKeepalive, effectiveKeepalive } from './keepalive';
 import { type AgentState, type KeepaliveStatus, type Status, emptyStatus } from './status';
 import { openDataTransport } from '../dataplane/udp';
 import { Nat44 } from '../ipv4/nat44';
-import { Dhcpv4Server } from '../ipv4/dhcp-server';
-import { type Endpoint, sourceAddressFor } from './transport';
+import { Dhcpv4Server } from '../lan/dhcpv4-server';
+import { type Endpoint, sourceAddressFor } from '../io/udp-socket';
 
 /**
  * The agent's lifecycle: dial, keep the softwire up, and when any layer fails,

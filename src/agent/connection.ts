@@ -11,7 +11,7 @@ import { Slaac, type SlaacAction } from '../ipv6/slaac';
 import { RouterSolicitor, type RsAction } from '../ipv6/rs';
 import { Dhcp6Client, type Dhcp6Action } from '../ipv6/dhcp6-client';
 import type { Logger } from '../log';
-import type { Endpoint } from './transport';
+import type { Endpoint } from '../io/udp-socket';
 import { DataCounters } from '../dataplane/counters';
 import { Dataplane, type FrameTun, type TunBatch } from '../dataplane/dataplane';
 import { type DatagramTransport, NativeUdpTransport } from '../dataplane/udp';

@@ -1,5 +1,5 @@
 import type { Provision } from '../config/schema';
-import type { Dhcpv4Control } from '../ipv4/dhcp-server';
+import type { Dhcpv4Control } from '../lan/dhcpv4-server';
 import type { Logger } from '../log';
 import type { Netlink } from '../platform/netlink';
 import { INFINITY_LIFETIME, RT_TABLE_MAIN } from '../platform/netlink';
@@ -55,7 +55,7 @@ export interface InstallerOptions {
    */
   nat44?: Nat44Control;
   /**
-   * Router role with an IPv4 softwire: the LAN DHCPv4 server (src/ipv4/dhcp-server.ts),
+   * Router role with an IPv4 softwire: the LAN DHCPv4 server (src/lan/dhcpv4-server.ts),
    * started once IPv4 routes into the TUN, given IPCP's DNS, stopped by clear().
    */
   dhcpv4?: Dhcpv4Control;

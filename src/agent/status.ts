@@ -14,11 +14,9 @@ export interface DelegatedPrefixStatus {
   validUntil: string | null;
 }
 
-export interface LanStatus {
-  ifname: string;
-  prefix: string;
-  address: string;
-}
+/** One LAN's numbering; defined with the provisioner that fills it in (a lower layer). */
+export type { LanStatus } from '../lan/provisioner';
+import type { LanStatus } from '../lan/provisioner';
 
 export interface Status {
   state: AgentState;

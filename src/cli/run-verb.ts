@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Agent } from '../agent/agent';
 import type { InstallerHooks } from '../agent/installer';
-import type { Endpoint } from '../agent/transport';
+import type { Endpoint } from '../io/udp-socket';
 import { ConfigError, maskSecrets, resolveSecrets } from '../config/load';
 import { createLogger } from '../log';
 import { Netlink } from '../platform/netlink';

@@ -4,7 +4,7 @@ import { Backoff } from '../../src/agent/backoff';
 import { Connection, type ConnectionEvent, type DownInfo, type TunLike } from '../../src/agent/connection';
 import { Installer } from '../../src/agent/installer';
 import { emptyStatus } from '../../src/agent/status';
-import type { DatagramHandler, Endpoint } from '../../src/agent/transport';
+import type { DatagramHandler, Endpoint } from '../../src/io/udp-socket';
 import { resolveConfig } from '../../src/config/load';
 import type { Scheduler } from '../../src/core/scheduler';
 import type { DatagramTransport } from '../../src/dataplane/udp';

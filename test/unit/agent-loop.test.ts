@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { Agent, type ConnectionLike, type DialRequest } from '../../src/agent/agent';
 import type { DownInfo } from '../../src/agent/connection';
-import type { Endpoint } from '../../src/agent/transport';
+import type { Endpoint } from '../../src/io/udp-socket';
 import type { Status } from '../../src/agent/status';
 import { resolveConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
