@@ -34,6 +34,11 @@ export interface ConnectionLike {
   stop(budgetMs: number): Promise<void>;
   /** Release at once, no goodbyes. */
   dispose(): void;
+  /**
+   * After stop() the tunnel may still hold its socket to retransmit StopCCN and answer
+   * the SC's retransmissions (RFC 2661 5.7); `cb` runs when it let go.
+   */
+  onReleased?(cb: () => void): void;
   localAddress(): string;
   fillStatus(s: Status): void;
 }
@@ -83,12 +88,16 @@ type Outcome = { kind: 'down'; info: DownInfo } | { kind: 'stop' } | { kind: 're
 const RANK: Record<Outcome['kind'], number> = { down: 0, reconnect: 1, 'admin-down': 2, stop: 3 };
 
 /** Longest a graceful stop may take before what is left is released without goodbyes (the 3 s promise minus margin). */
-const STOP_BUDGET_MS = 2800;
+const STOP_BUDGET_MS = 2900;
+/** A graceful stop's share of it: room for one StopCCN retransmission (due 1 s after the first) after Release and LCP Terminate. */
+const GRACEFUL_STOP_MS = 2400;
 
 export class Agent {
   private stateNow: AgentState = 'down';
   private since = new Date();
   private conn: ConnectionLike | null = null;
+  /** Cleared attempts still finishing their tunnel's goodbye in the background (see ConnectionLike.onReleased). */
+  private readonly retiring = new Set<ConnectionLike>();
   private installer: Installer | null = null;
   private stopping = false;
   private adminDown = false;
@@ -412,9 +421,14 @@ export class Agent {
       // Goodbyes only make sense while the far end may still hear them.
       const graceful = o.kind === 'stop' || o.kind === 'admin-down' || (o.kind === 'reconnect' && !o.why.startsWith('WAN'));
       try {
-        await conn.stop(graceful ? 2000 : o.kind === 'down' ? 300 : 150);
+        await conn.stop(graceful ? GRACEFUL_STOP_MS : o.kind === 'down' ? 300 : 150);
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'connection teardown failed; clearing what it installed');
+        conn.dispose();
+      }
+      if (conn.onReleased) {
+        this.retiring.add(conn);
+        conn.onReleased(() => this.retiring.delete(conn));
       }
     }
     live = false;
@@ -653,8 +667,11 @@ export class Agent {
       this.sched.clear('agent:wan-recheck');
       // Pending waits end unanswered rather than keep the process alive on their timers.
       for (const w of [...this.waiters]) w.done(this.stateNow === w.state);
+      // A tunnel still saying goodbye in the background ends with the process.
+      for (const c of [...this.retiring]) c.dispose();
+      this.retiring.clear();
       this.unsubscribe?.();
-      await this.control?.close();
+      await this.control?.close().catch((e: Error) => this.log.warn({ err: e.message }, 'control socket close failed'));
       this.forceEnd?.();
     })();
     return this.stopped;

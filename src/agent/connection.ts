@@ -16,6 +16,7 @@ import { DataCounters } from '../dataplane/counters';
 import { Dataplane, type FrameTun, type TunBatch } from '../dataplane/dataplane';
 import { type DatagramTransport, NativeUdpTransport } from '../dataplane/udp';
 import { Installer } from './installer';
+import { DropLog, guarded } from '../io/drops';
 import type { Status } from './status';
 
 /**
@@ -28,6 +29,9 @@ import type { Status } from './status';
 /** IPv4 + UDP + L2TP (no optional fields) + PPP (FF 03 + protocol): RFC 5571 5.2.1 gives 1460 on a 1500 link. */
 export const OVERHEAD_IPV4 = 20 + 8 + 8 + 4;
 export const OVERHEAD_IPV6 = 40 + 8 + 8 + 4;
+
+/** Longest a cleared tunnel keeps its socket to retransmit StopCCN and answer the SC (RFC 2661 5.7 linger) after the next dial began. */
+const RETIRE_CAP_MS = 40_000;
 
 export type Layer = 'transport' | 'tunnel' | 'session' | 'ppp' | 'auth' | 'ipv6' | 'ipv4' | 'wan';
 
@@ -90,14 +94,16 @@ export class Connection {
   private released: (() => void) | null = null;
   private pppClosed: (() => void) | null = null;
   readonly counters = new DataCounters();
-  readonly started = Date.now();
   private readonly log: Logger;
+  /** Exceptions the edges threw (TUN, UDP, the data fast path): counted as io.*, never fatal. */
+  private readonly io: DropLog;
 
   constructor(
     readonly sc: Endpoint,
     private readonly d: ConnectionDeps,
   ) {
     this.log = d.log;
+    this.io = new DropLog(d.log, () => d.scheduler.now());
     const c = d.config;
     this.lac = new Lac({
       hostName: c.hostname,
@@ -127,6 +133,7 @@ export class Connection {
 
   /** Runs one core input and carries out its actions; nothing thrown escapes into the event loop. */
   private run(core: Core, input: () => readonly { type: string }[]): void {
+    if (this.disposed || (this.retired && core !== 'l2tp')) return;
     if (this.finished && core !== 'l2tp' && core !== 'ppp' && core !== 'dhcp6') return;
     let actions: readonly { type: string }[];
     try {
@@ -137,8 +144,18 @@ export class Connection {
       return;
     }
     for (const a of actions) {
-      if (isTimerAction(a)) applyTimer(this.d.scheduler, core, a as TimerAction, (t) => this.timer(core, t));
-      else this.act(core, a);
+      try {
+        if (isTimerAction(a)) applyTimer(this.d.scheduler, core, a as TimerAction, (t) => this.timer(core, t));
+        else this.act(core, a);
+      } catch (e) {
+        // An edge that threw while carrying out an action: counted, the rest still runs.
+        this.io.count(`${core}-action-exception`, e);
+      }
+    }
+    if (core === 'l2tp' && this.acked && this.lac.status().tunnel.unacknowledged === 0) {
+      const done = this.acked;
+      this.acked = null;
+      done();
     }
   }
 
@@ -177,12 +194,17 @@ export class Connection {
     this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
   }
 
+  /** Every datagram we send goes out here: a send the kernel refuses (EPERM from a firewall rule) is a drop, not an exception. */
+  private sendUdp(bytes: Uint8Array): void {
+    guarded(this.io, 'udp-send', undefined, () => this.d.transport.send(bytes));
+  }
+
   // ------------------------------------------------------------------ L2TP
 
   private onLac(a: LacAction): void {
     switch (a.type) {
       case 'send':
-        this.d.transport.send(a.bytes);
+        this.sendUdp(a.bytes);
         return;
       case 'peer-address':
         this.d.transport.retarget(a.from);
@@ -222,6 +244,8 @@ export class Connection {
         return;
       }
       case 'closed':
+        // Teardown over (acknowledged, linger spent): a retired connection lets go of its socket.
+        if (this.retired) this.dispose();
         return;
     }
   }
@@ -250,7 +274,7 @@ export class Connection {
     switch (a.type) {
       case 'send': {
         const bytes = this.lac.sendFrame(a.frame);
-        if (bytes) this.d.transport.send(bytes);
+        if (bytes) this.sendUdp(bytes);
         return;
       }
       case 'auth-ok':
@@ -303,15 +327,21 @@ export class Connection {
         counters: this.counters,
       });
       this.dataplane = dp;
-      transport.setSink(dp);
+      // The fast path runs inside the socket's receive callback: whatever it throws stops here.
+      const io = this.io;
+      transport.setSink({
+        begin: () => guarded(io, 'dataplane-rx', undefined, () => dp.begin()),
+        take: (buf, off, len) => guarded(io, 'dataplane-rx', true, () => dp.take(buf, off, len)),
+        flush: (buf) => guarded(io, 'dataplane-rx', undefined, () => dp.flush(buf)),
+      });
     }
     const dp = this.dataplane;
     tun.onPackets(
       (batch) => {
-        if (dp && batch.buffer && dp.fromTun(batch as TunBatch)) return;
-        for (let i = 0; i < batch.count; i++) this.fromTun(batch.packet(i));
+        if (dp && batch.buffer && guarded(this.io, 'dataplane-tx', true, () => dp.fromTun(batch as TunBatch))) return;
+        for (let i = 0; i < batch.count; i++) guarded(this.io, 'tun-rx', undefined, () => this.fromTun(batch.packet(i)));
       },
-      (e) => this.log.error({ err: e }, 'TUN read failed'),
+      (e) => this.io.count('tun-read', e),
     );
     return tun;
   }
@@ -336,7 +366,7 @@ export class Connection {
     }
     this.counters.txPackets++;
     this.counters.txOctets += pkt.length;
-    this.d.transport.send(bytes);
+    this.sendUdp(bytes);
   }
 
   /** A packet from the SC that the fast path left to the cores: ours to handle (RA, DHCPv6, ND for DAD) or the kernel's. */
@@ -366,7 +396,11 @@ export class Connection {
       this.counters.drop('rx', 'no-tun');
       return;
     }
-    if (!this.tun.write(payload)) {
+    // The kernel refuses what is not a well-formed IP packet (EINVAL): a hostile frame, counted as io.tun-write.EINVAL.
+    const tun = this.tun;
+    const written = guarded(this.io, 'tun-write', null, () => tun.write(payload));
+    if (written === null) return;
+    if (!written) {
       this.counters.drop('rx', 'tun-queue-full');
       return;
     }
@@ -378,7 +412,7 @@ export class Connection {
   private sendIpv6(packet: Uint8Array): void {
     const frame = this.ppp?.sendData(PROTO.IPV6, packet);
     const bytes = frame ? this.lac.sendFrame(frame) : undefined;
-    if (bytes) this.d.transport.send(bytes);
+    if (bytes) this.sendUdp(bytes);
     else this.counters.drop('tx', 'ipv6-control-not-sent');
   }
 
@@ -530,62 +564,109 @@ export class Connection {
 
   /**
    * Graceful stop, bounded by `budgetMs`: DHCPv6 Release, LCP Terminate, CDN and
-   * StopCCN go out in that order, each waited for briefly; then everything this
-   * connection installed is removed and its sockets and timers are released.
+   * StopCCN go out in that order, each waited for briefly, and the TUN is closed so
+   * the next attempt can open it. The tunnel's own end outlives the returned promise:
+   * until the L2TP core reports `closed` (our StopCCN acknowledged, or the linger
+   * after the SC's StopCCN spent; RFC 2661 5.7) the socket stays open to retransmit
+   * and to answer the SC's retransmissions with ZLBs, while the agent may already
+   * dial again on a new socket. `onReleased` fires when that is over.
    */
   async stop(budgetMs = 2000): Promise<void> {
     const wasUp = !this.finished;
     this.finished = true;
-    const deadline = Date.now() + budgetMs;
+    const sched = this.d.scheduler;
+    const deadline = sched.now() + budgetMs;
+    let seq = 0;
+    /** Waits for `arm`'s signal, at most `ms` and never past the deadline; the timer is the connection's own. */
     const wait = (ms: number, arm: (done: () => void) => void) =>
       new Promise<void>((res) => {
-        const t = setTimeout(res, Math.max(0, Math.min(ms, deadline - Date.now())));
-        arm(() => {
-          clearTimeout(t);
+        const key = `stop:${seq++}`;
+        let over = false;
+        const done = () => {
+          if (over) return;
+          over = true;
+          sched.clear(key);
           res();
+        };
+        sched.set(key, Math.max(0, Math.min(ms, deadline - sched.now())), done);
+        arm(done);
+      });
+    try {
+      if (wasUp && this.dhcp && this.dhcp.status().state !== 'idle') {
+        await wait(400, (done) => {
+          this.released = done;
+          this.run('dhcp6', () => this.dhcp!.release());
         });
-      });
-    if (wasUp && this.dhcp && this.dhcp.status().state !== 'idle') {
-      await wait(500, (done) => {
-        this.released = done;
-        this.run('dhcp6', () => this.dhcp!.release());
-      });
+      }
+      if (wasUp && this.ppp && this.ppp.phase !== 'dead') {
+        await wait(500, (done) => {
+          this.pppClosed = done;
+          this.run('ppp', () => this.ppp!.close('administrative shutdown', sched.now()));
+        });
+      }
+      const t = this.lac.status().tunnel.state;
+      if (t === 'established' || t === 'wait-ctl-reply') this.run('l2tp', () => this.lac.close(this.closeCode ?? undefined));
+      // Until the SC acknowledges our StopCCN (retransmitted by the core as RFC 2661 5.8 says), or the budget ends.
+      if (this.lac.status().tunnel.state === 'closing' && this.lac.status().tunnel.unacknowledged > 0) {
+        await wait(Number.POSITIVE_INFINITY, (done) => (this.acked = done));
+      }
+    } finally {
+      this.retire();
     }
-    if (wasUp && this.ppp && this.ppp.phase !== 'dead') {
-      await wait(600, (done) => {
-        this.pppClosed = done;
-        this.run('ppp', () => this.ppp!.close('administrative shutdown', this.d.scheduler.now()));
-      });
-    }
-    if (this.lac.status().tunnel.state === 'established' || this.lac.status().tunnel.state === 'wait-ctl-reply') {
-      this.run('l2tp', () => this.lac.close());
-      // Wait for the SC's ack of StopCCN so it does not keep retransmitting at us.
-      await wait(800, (done) => {
-        const poll = setInterval(() => {
-          if (this.lac.status().tunnel.unacknowledged === 0) {
-            clearInterval(poll);
-            clearTimeout(cap);
-            done();
-          }
-        }, 20);
-        const cap = setTimeout(() => clearInterval(poll), 800);
-      });
-    }
-    this.dispose();
   }
 
-  /** Releases timers, TUN and socket at once (no goodbyes); installed state is the installer's to clear. */
-  dispose(): void {
-    this.finished = true;
-    // Each connection has a scheduler of its own, so this drops exactly its timers.
-    this.d.scheduler.clearAll();
+  /** Why this attempt is being cleared, sent in our StopCCN (set when a phase deadline expires). */
+  private closeCode: { result: number; error?: number; message?: string } | null = null;
+  /** Called once our StopCCN is acknowledged. */
+  private acked: (() => void) | null = null;
+  private retired = false;
+  private releasedCb: (() => void) | null = null;
+  private disposed = false;
+
+  /** Notified when the tunnel's end is over and the socket closed (at once if it already is). */
+  onReleased(cb: () => void): void {
+    if (this.disposed) cb();
+    else this.releasedCb = cb;
+  }
+
+  /** Everything above L2TP ends now; L2TP keeps its socket until the core says `closed` or the cap. */
+  private retire(): void {
+    if (this.retired || this.disposed) return;
+    this.retired = true;
+    this.closeTun();
+    const t = this.lac.status().tunnel.state;
+    if (t === 'closed' || t === 'idle') {
+      this.dispose();
+      return;
+    }
+    // A bound, whatever the core does: the longest linger is one retransmission cycle.
+    this.d.scheduler.set('retire:cap', RETIRE_CAP_MS, () => this.dispose());
+  }
+
+  private closeTun(): void {
+    this.dataplane = null;
     try {
       this.tun?.close();
     } catch {
       /* already closed */
     }
     this.tun = null;
-    this.d.transport.close();
+  }
+
+  /** Releases timers, TUN and socket at once (no goodbyes); installed state is the installer's to clear. */
+  dispose(): void {
+    this.finished = true;
+    this.retired = true;
+    // Each connection has a scheduler of its own, so this drops exactly its timers.
+    this.d.scheduler.clearAll();
+    this.closeTun();
+    if (!this.disposed) {
+      this.disposed = true;
+      guarded(this.io, 'udp-close', undefined, () => this.d.transport.close());
+      const cb = this.releasedCb;
+      this.releasedCb = null;
+      cb?.();
+    }
   }
 
   // ----------------------------------------------------------------- status
@@ -598,7 +679,12 @@ export class Connection {
     s.session = l.session.localId !== undefined ? { localId: l.session.localId, remoteId: l.session.remoteId ?? 0, state: l.session.state } : null;
     const { drops: l2drops, ...l2 } = l.counters;
     s.counters.l2tp = { ...l2 };
-    s.counters.drops = { ...prefixKeys('l2tp', l2drops), ...prefixKeys('transport', this.d.transport.drops), ...prefixKeys('data', this.counters.drops) };
+    s.counters.drops = {
+      ...prefixKeys('l2tp', l2drops),
+      ...prefixKeys('transport', this.d.transport.drops),
+      ...prefixKeys('data', this.counters.drops),
+      ...prefixKeys('io', this.io.counts),
+    };
     s.counters.data = this.counters.snapshot();
     if (this.ppp) {
       const p = this.ppp.status();

@@ -48,7 +48,11 @@ Examples:
     );
   addConfigFlags(run);
   run.action(async (_opts, cmd: Command) => {
-    process.exitCode = await runAgent(cmd);
+    const code = await runAgent(cmd);
+    // "stopped" means stopped: whatever is left (a notify command that hangs, a socket
+    // whose close failed, a stray timer) must not keep the process alive. Logs are
+    // written synchronously (log.ts), so nothing is lost.
+    process.exit(code);
   });
 }
 
