@@ -490,6 +490,10 @@ export class Agent {
         this.elsewhereInARow = 0;
         this.setState('up');
         return;
+      case 'degraded':
+        // The notify receiver re-reads status, which now says what is missing (or no longer).
+        if (this.stateNow === 'up') this.notify();
+        return;
       case 'prefix':
         this.lastPrefix = ev.prefix;
         this.d.savePrefix?.(ev.prefix);

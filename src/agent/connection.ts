@@ -17,6 +17,7 @@ import { Dataplane, type FrameTun, type TunBatch } from '../dataplane/dataplane'
 import { type DatagramTransport, NativeUdpTransport } from '../dataplane/udp';
 import { Installer } from './installer';
 import { DropLog, guarded } from '../io/drops';
+import { type Milestone, type Phase, SessionCore, type SessionInput } from './session-core';
 import type { Status } from './status';
 
 /**
@@ -29,6 +30,9 @@ import type { Status } from './status';
 /** IPv4 + UDP + L2TP (no optional fields) + PPP (FF 03 + protocol): RFC 5571 5.2.1 gives 1460 on a 1500 link. */
 export const OVERHEAD_IPV4 = 20 + 8 + 8 + 4;
 export const OVERHEAD_IPV6 = 40 + 8 + 8 + 4;
+
+/** The layer a setup phase that overran is reported under. */
+const PHASE_LAYER: Record<Phase, Layer> = { tunnel: 'tunnel', session: 'session', lcp: 'ppp', auth: 'auth', ncp: 'ppp' };
 
 /** Longest a cleared tunnel keeps its socket to retransmit StopCCN and answer the SC (RFC 2661 5.7 linger) after the next dial began. */
 const RETIRE_CAP_MS = 40_000;
@@ -46,7 +50,10 @@ export interface DownInfo {
 
 export type ConnectionEvent =
   | { type: 'progress'; layer: Layer; message: string }
-  | { type: 'up' }
+  /** The link is usable (see session-core.ts); `degraded` names what the SC did not provide in time. */
+  | { type: 'up'; degraded?: string | null }
+  /** While up, what is missing changed. */
+  | { type: 'degraded'; reason: string | null }
   | { type: 'prefix'; prefix: Prefix }
   | { type: 'down'; info: DownInfo };
 
@@ -88,9 +95,9 @@ export class Connection {
   private dhcp: Dhcp6Client | null = null;
   private linkLocal: string | null = null;
   private finished = false;
-  private upSent = false;
-  private ipv6Up = false;
   private ipv4: IpcpLinkResult | null = null;
+  /** Phases, their deadlines and when the link is usable: the pure core this driver feeds. */
+  private readonly setup: SessionCore;
   private released: (() => void) | null = null;
   private pppClosed: (() => void) | null = null;
   readonly counters = new DataCounters();
@@ -105,6 +112,13 @@ export class Connection {
     this.log = d.log;
     this.io = new DropLog(d.log, () => d.scheduler.now());
     const c = d.config;
+    this.setup = new SessionCore({
+      deadlines: { tunnel: c.sccrpTimeout * 1000, session: c.icrpTimeout * 1000, lcp: c.lcpTimeout * 1000, auth: c.authTimeout * 1000, ncp: c.ncpTimeout * 1000 },
+      provisionWaitMs: c.provisionWait * 1000,
+      mode: c.mode,
+      needIpv6: c.ncp !== 'ipv4',
+      needIpv4: c.ncp !== 'ipv6',
+    });
     this.lac = new Lac({
       hostName: c.hostname,
       vendorName: 'softwire',
@@ -126,7 +140,45 @@ export class Connection {
 
   start(): void {
     this.d.emit({ type: 'progress', layer: 'tunnel', message: `dialling ${this.sc.address}:${this.sc.port}` });
+    this.feed({ type: 'dialed' });
     this.run('l2tp', () => this.lac.open());
+  }
+
+  /** One input to the setup core, and its actions carried out. */
+  private feed(ev: SessionInput): void {
+    if (this.finished) return;
+    const sched = this.d.scheduler;
+    for (const a of this.setup.input(ev, sched.now())) {
+      switch (a.type) {
+        case 'arm':
+          sched.set('setup:deadline', a.at - sched.now(), () => this.feed({ type: 'timer' }));
+          break;
+        case 'disarm':
+          sched.clear('setup:deadline');
+          break;
+        case 'expired':
+          // StopCCN result 2 (general error) with the reason, so the SC's log says why we left.
+          this.closeCode = { result: 2, error: 0, message: a.message };
+          this.fail({ layer: PHASE_LAYER[a.phase], reason: a.message });
+          break;
+        case 'up':
+          if (a.degraded) this.log.warn({ degraded: a.degraded }, 'up, degraded');
+          this.d.emit({ type: 'up', degraded: a.degraded });
+          break;
+        case 'degraded':
+          this.d.emit({ type: 'degraded', reason: a.reason });
+          break;
+      }
+    }
+  }
+
+  /** Feeds `ev` once the installer has put into the kernel what was queued before it. */
+  private feedWhenSettled(ev: () => SessionInput): void {
+    void this.d.installer.settled().then(() => this.feed(ev()));
+  }
+
+  private hasGlobalAddress(): boolean {
+    return this.d.installer.ipv6Status('').address !== null;
   }
 
   // ------------------------------------------------------------ action plumbing
@@ -151,6 +203,11 @@ export class Connection {
         // An edge that threw while carrying out an action: counted, the rest still runs.
         this.io.count(`${core}-action-exception`, e);
       }
+    }
+    if (core === 'ppp' && this.ppp) this.feed({ type: 'ppp-phase', phase: this.ppp.phase });
+    if (core === 'dhcp6' && this.dhcp) {
+      const st = this.dhcp.status().state;
+      this.feed({ type: 'dns-pending', pending: st === 'soliciting' || st === 'requesting' || st === 'informing' });
     }
     if (core === 'l2tp' && this.acked && this.lac.status().tunnel.unacknowledged === 0) {
       const done = this.acked;
@@ -216,9 +273,11 @@ export class Connection {
           layer: 'tunnel',
           message: `tunnel up (local id ${a.info.localTunnelId}, SC id ${a.info.remoteTunnelId}, SC "${a.info.peerHostName}"${a.info.authenticated ? ', authenticated' : ''})`,
         });
+        this.feed({ type: 'tunnel-up' });
         return;
       case 'session-up':
         this.d.emit({ type: 'progress', layer: 'session', message: `session up (local id ${a.info.localSessionId}, SC id ${a.info.remoteSessionId})` });
+        this.feed({ type: 'session-up' });
         this.startPpp();
         return;
       case 'frame':
@@ -286,6 +345,7 @@ export class Connection {
       case 'ncp-up':
         if (a.ncp === 'ipv6cp') this.ipv6cpUp(a.result.ourIid, a.result.peerIid);
         else this.ipcpUp(a.result);
+        this.feed({ type: 'ncp-up', ncp: a.ncp });
         return;
       case 'ncp-down':
         this.log.warn({ ncp: a.ncp, reason: a.reason }, 'NCP down');
@@ -444,11 +504,9 @@ export class Connection {
       // l2tpns ignores Release; two tries keep shutdown inside its 3 s budget.
       releaseMaxRc: 1,
     });
-    this.ipv6Up = true;
     this.run('rs', () => this.rs!.start());
     // RFC 7084 WPD-2: a router solicits IA_PD whatever the RA's M/O flags say.
     if (c.mode === 'router') this.run('dhcp6', () => this.dhcp!.start());
-    this.markUp();
   }
 
   private onRs(a: RsAction): void {
@@ -472,15 +530,18 @@ export class Connection {
       case 'address':
         this.d.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/${a.prefixLength} (SLAAC)` });
         ins.address('slaac', a.address, 64, a.validLifetime, a.preferredLifetime);
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
       case 'address-removed':
         ins.removeAddress('slaac', a.address, 64);
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
       case 'dad-failed':
         this.log.error({ address: a.address }, 'duplicate address detected on the softwire; address not used');
         return;
       case 'default-route':
         ins.defaultRoute6(a.present);
+        this.feedWhenSettled(() => ({ type: 'default-route', present: a.present }));
         return;
       case 'dns':
         ins.dns('ra', a.servers, a.search);
@@ -501,16 +562,21 @@ export class Connection {
         this.d.emit({ type: 'progress', layer: 'ipv6', message: `delegated prefix ${a.prefix}/${a.length}` });
         this.d.emit({ type: 'prefix', prefix: { prefix: a.prefix, length: a.length } });
         ins.delegatedPrefix({ prefix: a.prefix, length: a.length, preferredLifetime: a.preferredLifetime, validLifetime: a.validLifetime });
+        // The installer's LAN hook numbers and advertises the LANs inside its queue.
+        this.feedWhenSettled(() => ({ type: 'prefix', present: true }));
         return;
       case 'prefix-removed':
         this.log.info({ prefix: a.prefix, length: a.length, reason: a.reason }, 'delegated prefix removed');
         ins.delegatedPrefix(null);
+        this.feed({ type: 'prefix', present: false });
         return;
       case 'address':
         ins.address('dhcp6', a.address, 128, a.validLifetime, a.preferredLifetime);
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
       case 'address-removed':
         ins.removeAddress('dhcp6', a.address, 128);
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
       case 'dns':
         ins.dns('dhcp6', a.servers, a.domains);
@@ -539,19 +605,8 @@ export class Connection {
       this.d.installer.tunUp(tun.name, this.d.mtu, null);
       this.d.installer.ipv4(r.address, r.peer, r.dns);
     }
-    this.markUp();
-  }
-
-  private markUp(): void {
-    if (this.upSent) return;
-    const need6 = this.d.config.ncp !== 'ipv4';
-    const need4 = this.d.config.ncp !== 'ipv6';
-    if ((need6 && !this.ipv6Up) || (need4 && !this.ipv4)) return;
-    this.upSent = true;
-    // "up" promises a usable link: wait until the TUN, its addresses and routes are in the kernel.
-    void this.d.installer.settled().then(() => {
-      if (!this.finished) this.d.emit({ type: 'up' });
-    });
+    // Usable once the TUN, its address and routes are in the kernel.
+    this.feedWhenSettled(() => ({ type: 'ipv4-ready' }));
   }
 
   // -------------------------------------------------------------- teardown
@@ -706,6 +761,13 @@ export class Connection {
     // RA/ND and DHCPv6 the cores refused: without these, hostile or broken SC-side packets vanish unseen.
     if (this.slaac) Object.assign(s.counters.drops, prefixKeys('ipv6', this.slaac.status().drops));
     if (this.dhcp) Object.assign(s.counters.drops, prefixKeys('dhcp6', this.dhcp.status().counters.ignored));
+    const st = this.setup.status();
+    // Monotonic milestones as wall-clock times, so a user sees where the setup time went.
+    const nowMono = this.d.scheduler.now();
+    const wall = Date.now();
+    const iso = (t: number | null) => (t === null ? null : new Date(wall - (nowMono - t)).toISOString());
+    s.phases = Object.fromEntries(Object.entries(st.at).map(([k, v]) => [k, iso(v)])) as Record<Milestone, string | null>;
+    s.degraded = st.degraded;
   }
 }
 
