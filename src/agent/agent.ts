@@ -119,6 +119,8 @@ export class Agent {
   private unsubscribe: (() => void) | null = null;
   private wanCheckArmed = false;
   private lastPrefix: Prefix | undefined;
+  /** A reconnect kept the LAN numbered (and its DNS) from the last lease; released on stop, admin-down or lease expiry. */
+  private lanHeld = false;
   private lastDns = '';
   private readonly log: Logger;
   /** Child loggers of the running attempt: pino children keep the level they were made with. */
@@ -434,7 +436,11 @@ export class Agent {
     live = false;
     this.tearingDown = true;
     try {
-      await installer.clear();
+      // A reconnect keeps the LAN: if the same prefix comes back in time, LAN hosts see nothing.
+      const hold = o.kind === 'down' || o.kind === 'reconnect';
+      const { heldForS } = await installer.clear({ holdLan: hold });
+      if (heldForS > 0) this.holdLan(heldForS);
+      else if (!hold) await this.releaseLan();
     } finally {
       this.tearingDown = false;
     }
@@ -442,6 +448,27 @@ export class Agent {
     this.installer = null;
     this.attemptLogs = [];
     return o;
+  }
+
+  /** Keeps the LAN numbered from the last lease for at most its remaining valid lifetime. */
+  private holdLan(forS: number): void {
+    this.lanHeld = true;
+    this.log.info({ validForS: Math.round(forS) }, 'reconnecting: the LAN keeps its prefix while the lease is valid');
+    this.sched.set('agent:lan-hold', Math.min(forS * 1000, 2 ** 31 - 1), () => void this.releaseLan());
+  }
+
+  /** Withdraws a held LAN numbering and its DNS (stop, admin-down, or the lease ran out before a prefix came back). */
+  private async releaseLan(): Promise<void> {
+    this.sched.clear('agent:lan-hold');
+    if (!this.lanHeld) return;
+    this.lanHeld = false;
+    const h = this.d.installerHooks ?? {};
+    try {
+      await h.onPrefix?.(null);
+      await h.onDns?.({ servers: [], domains: [] });
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'withdrawing the held LAN failed');
+    }
   }
 
   /**
@@ -495,6 +522,9 @@ export class Agent {
         if (this.stateNow === 'up') this.notify();
         return;
       case 'prefix':
+        // A new lease owns the LAN now (same prefix: kept as is; another: the old one deprecated by the provisioner).
+        this.lanHeld = false;
+        this.sched.clear('agent:lan-hold');
         this.lastPrefix = ev.prefix;
         this.d.savePrefix?.(ev.prefix);
         this.notify();
@@ -671,6 +701,7 @@ export class Agent {
       this.sched.clear('agent:wan-recheck');
       // Pending waits end unanswered rather than keep the process alive on their timers.
       for (const w of [...this.waiters]) w.done(this.stateNow === w.state);
+      await this.releaseLan();
       // A tunnel still saying goodbye in the background ends with the process.
       for (const c of [...this.retiring]) c.dispose();
       this.retiring.clear();

@@ -314,11 +314,22 @@ export class Installer {
     };
   }
 
-  /** Removes everything installed, in reverse order of dependence: LAN, routes, addresses, DNS. */
-  async clear(): Promise<void> {
-    if (this.lease && this.hooks.onPrefix) {
-      const hook = this.hooks.onPrefix;
-      this.enqueue('lan-clear', async () => hook(null));
+  /**
+   * Removes everything installed, in reverse order of dependence: LAN, routes, addresses, DNS.
+   * With `holdLan` (a reconnect, not a stop) the LAN numbering and the DNS handed to it stay:
+   * LAN hosts see no withdrawal if the same prefix comes back within its valid lifetime.
+   * Returns for how long (s) the held LAN's lease is still valid, or 0 if nothing is held.
+   */
+  async clear(opts: { holdLan?: boolean } = {}): Promise<{ heldForS: number }> {
+    let heldForS = 0;
+    const l = this.lease;
+    if (l && this.hooks.onPrefix) {
+      const left = l.validLifetime >= INFINITY_LIFETIME ? INFINITY_LIFETIME : Math.max(0, l.validLifetime - (Date.now() - l.at) / 1000);
+      if (opts.holdLan && left > 0) heldForS = left;
+      else {
+        const hook = this.hooks.onPrefix;
+        this.enqueue('lan-clear', async () => hook(null));
+      }
     }
     this.lease = null;
     const tun = this.tun;
@@ -337,7 +348,8 @@ export class Installer {
     if (this.dnsBySource.size) {
       this.dnsBySource.clear();
       const hook = this.hooks.onDns;
-      if (hook) this.enqueue('dns-clear', async () => hook({ servers: [], domains: [] }));
+      // A held LAN keeps advertising the DNS it had; the next attempt's DNS replaces it.
+      if (hook && heldForS === 0) this.enqueue('dns-clear', async () => hook({ servers: [], domains: [] }));
     }
     const dhcpv4 = this.opts.dhcpv4;
     if (dhcpv4 && this.dhcpv4Queued) {
@@ -364,6 +376,7 @@ export class Installer {
     this.defaultRoute = false;
     this.globalAddress = null;
     await this.settled();
+    return { heldForS };
   }
 }
 
