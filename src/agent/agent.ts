@@ -9,7 +9,7 @@ import type { Logger } from '../log';
 import type { Netlink } from '../platform/netlink';
 import type { Sysctl } from '../platform/sysctl';
 import type { Rng } from '../util/random';
-import { Backoff } from './backoff';
+import { ReconnectPolicy } from './reconnect-policy';
 import { Connection, type ConnectionEvent, type DownInfo, OVERHEAD_IPV4, OVERHEAD_IPV6, type TunLike } from './connection';
 import { ControlServer, type ControlReply, type ControlRequest } from './control';
 import { Installer, type InstallerHooks } from './installer';
@@ -106,11 +106,9 @@ export class Agent {
   private pending: Outcome | null = null;
   private readonly waiters = new Set<{ state: AgentState; done: (reached: boolean) => void }>();
   private waiterSeq = 0;
-  private backoff: Backoff;
-  private scIndex = 0;
+  /** Which SC next and how long to wait: the pure policy core (reconnect-policy.ts). */
+  private policy: ReconnectPolicy;
   private lastEndpoints: Endpoint[] = [];
-  /** "Try another SC" answers since the last success or other failure. */
-  private elsewhereInARow = 0;
   private reconnects = 0;
   private lastError: Status['lastError'] = null;
   /** The failure the loop is backing off from; a WAN change may cut the wait short. */
@@ -145,11 +143,7 @@ export class Agent {
     this.log = d.log;
     this.lastPrefix = d.previousPrefix;
     this.sched = d.scheduler ?? new RealScheduler();
-    this.backoff = this.makeBackoff(d.config);
-  }
-
-  private makeBackoff(c: Config): Backoff {
-    return new Backoff({ initialMs: c.reconnectInitial * 1000, capMs: c.reconnectCap * 1000, jitter: c.reconnectJitter }, this.d.rng ?? Math.random);
+    this.policy = new ReconnectPolicy(reconnectSettings(d.config), d.rng ?? Math.random);
   }
 
   get state(): AgentState {
@@ -237,16 +231,9 @@ export class Agent {
       }
       const info = outcome.info;
       this.lastError = { at: new Date().toISOString(), layer: info.layer, message: info.reason };
-      if (info.retryElsewhere || info.layer === 'transport') this.scIndex++;
-      // "Try another LNS" (RFC 2661 result 2, error 7) sends us on at once while there is
-      // an SC not yet asked since the last success; once all have said it, back off.
-      const elsewhereNow = info.retryElsewhere === true && ++this.elsewhereInARow < this.lastEndpoints.length;
-      if (!info.retryElsewhere) this.elsewhereInARow = 0;
-      let delay = elsewhereNow ? 0 : this.backoff.next();
-      // A rejected login or tunnel secret will not fix itself: wait at least the cap/4 so we do not hammer the SC.
-      if (info.permanent) delay = Math.max(delay, (this.d.config.reconnectCap * 1000) / 4);
+      const { delayMs: delay, rule } = this.policy.failed(info, this.lastEndpoints.length);
       this.setState('connecting');
-      const why = info.permanent ? ' (the SC\'s answer will not change by itself: waiting at least a quarter of the reconnect cap)' : '';
+      const why = rule === 'will-not-fix-itself' ? ' (the SC\'s answer will not change by itself: waiting at least a quarter of the reconnect cap)' : '';
       this.progress('agent', `${info.layer} down: ${info.reason}; retrying in ${(delay / 1000).toFixed(1)} s${why}`);
       this.retryAfter = info;
       const o = await this.waitOutcome(delay);
@@ -374,7 +361,7 @@ export class Agent {
     const eps = await this.endpoints();
     this.lastEndpoints = eps;
     if (eps.length === 0) return this.takePending() ?? { kind: 'down', info: { layer: 'transport', reason: 'no SC address could be resolved' } };
-    const sc = eps[this.scIndex % eps.length]!;
+    const sc = eps[this.policy.sc % eps.length]!;
     let local: string;
     try {
       local = await this.sourceAddress(sc);
@@ -513,8 +500,7 @@ export class Agent {
         if (this.stateNow === 'up' && (ev.layer === 'ipv6' || ev.layer === 'ipv4')) this.notify();
         return;
       case 'up':
-        this.backoff.reset();
-        this.elsewhereInARow = 0;
+        this.policy.up();
         this.setState('up');
         return;
       case 'degraded':
@@ -567,7 +553,7 @@ export class Agent {
   private async checkWanWhileWaiting(tries = 0): Promise<void> {
     const info = this.retryAfter;
     if (!info || (info.layer !== 'transport' && info.layer !== 'wan') || this.lastEndpoints.length === 0) return;
-    const sc = this.lastEndpoints[this.scIndex % this.lastEndpoints.length]!;
+    const sc = this.lastEndpoints[this.policy.sc % this.lastEndpoints.length]!;
     const now = await this.sourceAddress(sc).catch(() => null);
     if (this.retryAfter !== info) return;
     if (now) this.signal({ kind: 'reconnect', why: `WAN has a route to ${sc.address} again (from ${now})` });
@@ -613,7 +599,7 @@ export class Agent {
       case 'up':
         if (!this.adminDown) return { ok: true, message: `already ${this.stateNow === 'up' ? 'up' : 'enabled'}` };
         this.adminDown = false;
-        this.backoff.reset();
+        this.policy.reset();
         this.signal({ kind: 'reconnect', why: 'administratively up' });
         return { ok: true, message: 'bringing the softwire up' };
       case 'down':
@@ -623,7 +609,7 @@ export class Agent {
         return { ok: true, message: 'taking the softwire down' };
       case 'reconnect':
         this.adminDown = false;
-        this.backoff.reset();
+        this.policy.reset();
         this.signal({ kind: 'reconnect', why: 'requested by operator' });
         return { ok: true, message: 'reconnecting' };
       case 'wait': {
@@ -654,7 +640,7 @@ export class Agent {
       this.log.level = config.logLevel;
       for (const l of this.attemptLogs) l.level = config.logLevel;
     }
-    if (changed.some((k) => k === 'reconnectInitial' || k === 'reconnectCap' || k === 'reconnectJitter')) this.backoff = this.makeBackoff(config);
+    if (changed.some((k) => k === 'reconnectInitial' || k === 'reconnectCap' || k === 'reconnectJitter')) this.policy.configure(reconnectSettings(config));
     if (changed.includes('controlSocket')) void this.moveControl(config.controlSocket);
     const needs = secretsChanged || changed.some((k) => !live.has(k));
     this.log.info({ changed, secretsChanged }, needs ? 'configuration reloaded; reconnecting' : 'configuration reloaded');
@@ -711,6 +697,10 @@ export class Agent {
     })();
     return this.stopped;
   }
+}
+
+function reconnectSettings(c: Config) {
+  return { initialMs: c.reconnectInitial * 1000, capMs: c.reconnectCap * 1000, jitter: c.reconnectJitter };
 }
 
 function prefixed(p: string, o: Record<string, number>): Record<string, number> {
