@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema';
 import type { Secrets } from '../config/load';
-import { applyTimer, type Scheduler } from '../core/scheduler';
+import { applyTimer, type Scheduler, TrackedScheduler } from '../core/scheduler';
 import { isTimerAction, type TimerAction } from '../core/actions';
 import { Lac, type LacAction } from '../l2tp/lac';
 import { PppLink, type LinkAction, type IpcpLinkResult } from '../ppp/link';
@@ -102,6 +102,8 @@ export class Connection {
   private pppClosed: (() => void) | null = null;
   readonly counters = new DataCounters();
   private readonly log: Logger;
+  /** This connection's timers (every core's, the setup deadline, the stop waits). */
+  private readonly sched: TrackedScheduler;
   /** Exceptions the edges threw (TUN, UDP, the data fast path): counted as io.*, never fatal. */
   private readonly io: DropLog;
 
@@ -110,7 +112,8 @@ export class Connection {
     private readonly d: ConnectionDeps,
   ) {
     this.log = d.log;
-    this.io = new DropLog(d.log, () => d.scheduler.now());
+    this.sched = new TrackedScheduler(d.scheduler);
+    this.io = new DropLog(d.log, () => this.sched.now());
     const c = d.config;
     this.setup = new SessionCore({
       deadlines: { tunnel: c.sccrpTimeout * 1000, session: c.icrpTimeout * 1000, lcp: c.lcpTimeout * 1000, auth: c.authTimeout * 1000, ncp: c.ncpTimeout * 1000 },
@@ -147,7 +150,7 @@ export class Connection {
   /** One input to the setup core, and its actions carried out. */
   private feed(ev: SessionInput): void {
     if (this.finished) return;
-    const sched = this.d.scheduler;
+    const sched = this.sched;
     for (const a of this.setup.input(ev, sched.now())) {
       switch (a.type) {
         case 'arm':
@@ -197,7 +200,7 @@ export class Connection {
     }
     for (const a of actions) {
       try {
-        if (isTimerAction(a)) applyTimer(this.d.scheduler, core, a as TimerAction, (t) => this.timer(core, t));
+        if (isTimerAction(a)) applyTimer(this.sched, core, a as TimerAction, (t) => this.timer(core, t));
         else this.act(core, a);
       } catch (e) {
         // An edge that threw while carrying out an action: counted, the rest still runs.
@@ -217,7 +220,7 @@ export class Connection {
   }
 
   private timer(core: Core, name: string): void {
-    const now = this.d.scheduler.now();
+    const now = this.sched.now();
     switch (core) {
       case 'l2tp':
         return this.run(core, () => this.lac.timerFired(name));
@@ -281,7 +284,7 @@ export class Connection {
         this.startPpp();
         return;
       case 'frame':
-        if (this.ppp) this.run('ppp', () => this.ppp!.receive(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), this.d.scheduler.now()));
+        if (this.ppp) this.run('ppp', () => this.ppp!.receive(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), this.sched.now()));
         return;
       case 'down': {
         const layer = a.layer === 'tunnel' ? 'tunnel' : 'session';
@@ -326,7 +329,7 @@ export class Connection {
       echo: { intervalMs: c.lcpEchoInterval * 1000, failures: c.lcpEchoFailure, anyTrafficIsLiveness: false },
       ipv4Traffic: c.ncp !== 'ipv6' || c.ipv4DefaultRoute,
     });
-    this.run('ppp', () => this.ppp!.lowerUp(this.d.scheduler.now()));
+    this.run('ppp', () => this.ppp!.lowerUp(this.sched.now()));
   }
 
   private onPpp(a: LinkAction): void {
@@ -486,7 +489,7 @@ export class Connection {
     this.d.emit({ type: 'progress', layer: 'ipv6', message: `IPV6CP up: link-local ${this.linkLocal}, SC ${linkLocalFromIid(peerIid)}` });
     this.d.installer.tunUp(tun.name, this.d.mtu, this.linkLocal);
     const rng = Math.random;
-    const clock = () => this.d.scheduler.now();
+    const clock = () => this.sched.now();
     this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.d.mtu });
     this.rs = new RouterSolicitor({ rng, source: this.linkLocal });
     this.dhcp = new Dhcp6Client({
@@ -629,7 +632,7 @@ export class Connection {
   async stop(budgetMs = 2000): Promise<void> {
     const wasUp = !this.finished;
     this.finished = true;
-    const sched = this.d.scheduler;
+    const sched = this.sched;
     const deadline = sched.now() + budgetMs;
     let seq = 0;
     /** Waits for `arm`'s signal, at most `ms` and never past the deadline; the timer is the connection's own. */
@@ -689,13 +692,15 @@ export class Connection {
     if (this.retired || this.disposed) return;
     this.retired = true;
     this.closeTun();
+    // Only L2TP runs on: the other cores' timers would fire into nothing.
+    this.sched.clearWhere((k) => !k.startsWith('l2tp:'));
     const t = this.lac.status().tunnel.state;
     if (t === 'closed' || t === 'idle') {
       this.dispose();
       return;
     }
     // A bound, whatever the core does: the longest linger is one retransmission cycle.
-    this.d.scheduler.set('retire:cap', RETIRE_CAP_MS, () => this.dispose());
+    this.sched.set('retire:cap', RETIRE_CAP_MS, () => this.dispose());
   }
 
   private closeTun(): void {
@@ -712,8 +717,7 @@ export class Connection {
   dispose(): void {
     this.finished = true;
     this.retired = true;
-    // Each connection has a scheduler of its own, so this drops exactly its timers.
-    this.d.scheduler.clearAll();
+    this.sched.clearAll();
     this.closeTun();
     if (!this.disposed) {
       this.disposed = true;
@@ -763,7 +767,7 @@ export class Connection {
     if (this.dhcp) Object.assign(s.counters.drops, prefixKeys('dhcp6', this.dhcp.status().counters.ignored));
     const st = this.setup.status();
     // Monotonic milestones as wall-clock times, so a user sees where the setup time went.
-    const nowMono = this.d.scheduler.now();
+    const nowMono = this.sched.now();
     const wall = Date.now();
     const iso = (t: number | null) => (t === null ? null : new Date(wall - (nowMono - t)).toISOString());
     s.phases = Object.fromEntries(Object.entries(st.at).map(([k, v]) => [k, iso(v)])) as Record<Milestone, string | null>;
