@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { scLayout, type ScLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
@@ -91,6 +94,22 @@ describe('teardown the SC sees, exit that happens', { skip }, () => {
     assert.equal(zlbs, before + 1, 'the retransmitted StopCCN was acknowledged from the old socket');
     const s = await a.waitState('up', 15_000);
     assert.notEqual(`${s.local?.address}:${s.local?.port}`, old.peer, 'the new tunnel runs on a new socket');
+  });
+
+  test('a notify command that hangs: SIGTERM still ends the process', async (t) => {
+    const lay = layout(t);
+    await emulator(t, lay, {});
+    const dir = mkdtempSync(join(tmpdir(), 'softwire-notify-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const script = join(dir, 'notify');
+    // Every run hangs (a receiver that never answers), well past the 3 s shutdown promise.
+    writeFileSync(script, '#!/bin/sh\nexec sleep 600\n', { mode: 0o755 });
+    const a = agent(t, lay, ['--notify-command', script]);
+    await a.waitState('up', 15_000);
+    const { code, tookMs } = await a.stop(10_000);
+    t.diagnostic(`SIGTERM to exit with a hanging notify command: ${tookMs} ms`);
+    assert.equal(code, 0, `exited by itself (not killed): ${a.tail(8)}`);
+    assert.ok(tookMs < 5000, `shutdown took ${tookMs} ms`);
   });
 
   test('a firewall rule rejecting our L2TP sends (sendmsg EPERM): SIGTERM still ends the process', async (t) => {
