@@ -14,6 +14,7 @@ import type { Logger } from '../log';
 import type { Endpoint } from '../io/udp-socket';
 import { DataCounters } from '../dataplane/counters';
 import { Dataplane, type FrameTun, type TunBatch } from '../dataplane/dataplane';
+import type { TunLike } from '../io/tun';
 import { type DatagramTransport, NativeUdpTransport } from '../dataplane/udp';
 import { Installer } from './installer';
 import { DropLog, guarded } from '../io/drops';
@@ -57,15 +58,7 @@ export type ConnectionEvent =
   | { type: 'prefix'; prefix: Prefix }
   | { type: 'down'; info: DownInfo };
 
-/** The kernel-facing pieces a Connection needs; the agent provides real ones, tests may fake them. */
-export interface TunLike {
-  readonly name: string;
-  onPackets(cb: (batch: { count: number; packet(i: number): Uint8Array } & Partial<TunBatch>) => void, onError?: (e: Error) => void): void;
-  write(pkt: Uint8Array): boolean;
-  /** The native TUN's batched write; with it (and the native UDP transport) the data fast path runs. */
-  writeFrames?: FrameTun['writeFrames'];
-  close(): void;
-}
+export type { TunLike } from '../io/tun';
 
 export interface ConnectionDeps {
   config: Config;
