@@ -30,8 +30,8 @@ import { type Endpoint, sourceAddressFor } from '../io/udp-socket';
 export interface ConnectionLike {
   readonly sc: Endpoint;
   start(): void;
-  /** Goodbyes within `budgetMs`, then release everything. */
-  stop(budgetMs: number): Promise<void>;
+  /** Goodbyes within `budgetMs`, then release everything; `release: false` keeps the DHCPv6 lease (a reconnect). */
+  stop(budgetMs: number, opts?: { release?: boolean }): Promise<void>;
   /** Release at once, no goodbyes. */
   dispose(): void;
   /**
@@ -410,7 +410,7 @@ export class Agent {
       // Goodbyes only make sense while the far end may still hear them.
       const graceful = o.kind === 'stop' || o.kind === 'admin-down' || (o.kind === 'reconnect' && !o.why.startsWith('WAN'));
       try {
-        await conn.stop(graceful ? GRACEFUL_STOP_MS : o.kind === 'down' ? 300 : 150);
+        await conn.stop(graceful ? GRACEFUL_STOP_MS : o.kind === 'down' ? 300 : 150, { release: o.kind === 'stop' || o.kind === 'admin-down' });
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'connection teardown failed; clearing what it installed');
         conn.dispose();
@@ -440,6 +440,7 @@ export class Agent {
   /** Keeps the LAN numbered from the last lease for at most its remaining valid lifetime. */
   private holdLan(forS: number): void {
     this.lanHeld = true;
+    this.d.installerHooks?.onLanHeld?.();
     this.log.info({ validForS: Math.round(forS) }, 'reconnecting: the LAN keeps its prefix while the lease is valid');
     this.sched.set('agent:lan-hold', Math.min(forS * 1000, 2 ** 31 - 1), () => void this.releaseLan());
   }

@@ -622,7 +622,7 @@ export class Connection {
    * and to answer the SC's retransmissions with ZLBs, while the agent may already
    * dial again on a new socket. `onReleased` fires when that is over.
    */
-  async stop(budgetMs = 2000): Promise<void> {
+  async stop(budgetMs = 2000, opts: { release?: boolean } = {}): Promise<void> {
     const wasUp = !this.finished;
     this.finished = true;
     const sched = this.sched;
@@ -643,7 +643,8 @@ export class Connection {
         arm(done);
       });
     try {
-      if (wasUp && this.dhcp && this.dhcp.status().state !== 'idle') {
+      // Releasing the prefix is for leaving; a reconnect wants the same prefix back (the LAN keeps it meanwhile).
+      if (wasUp && opts.release !== false && this.dhcp && this.dhcp.status().state !== 'idle') {
         await wait(400, (done) => {
           this.released = done;
           this.run('dhcp6', () => this.dhcp!.release());

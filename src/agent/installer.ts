@@ -33,6 +33,8 @@ export interface InstallerHooks {
   onDns?: (dns: DnsInfo) => Promise<void> | void;
   /** LAN entries for status. */
   lanStatus?: () => LanStatus[];
+  /** A reconnect keeps the LAN numbered from the last lease (the next onPrefix re-applies or replaces it). */
+  onLanHeld?: () => void;
 }
 
 export interface InstallerOptions {

@@ -216,5 +216,7 @@ function lanHooks(config: Config, netlink: Netlink, scheduler: RealScheduler, lo
       lastNumbered = numbered;
     },
     lanStatus: () => lan?.status() ?? [],
+    // After a reconnect the same numbering is worth its line again: it says when the LAN is confirmed.
+    onLanHeld: () => (lastNumbered = ''),
   };
 }
