@@ -245,10 +245,11 @@ function inPrefix(prefix: string, dst: string): boolean {
  */
 
 function staleLanRoutes(lab: FaultLab, gone: string[]): string[] {
-  // A /64 whose router address is still there (deprecated, while hosts move over) is routed on purpose.
+  // A /64 whose router address is still there (deprecated, while hosts move over) is routed on
+  // purpose, with its subnet-router anycast host route.
   const still = globals(lab.lay.cpe, lab.cpeLan).map((x) => x.local);
   return routes6(lab.lay.cpe)
-    .filter((x) => x.dev === lab.cpeLan && gone.some((g) => inPrefix(g, x.dst)) && !still.some((a) => (x.dst.includes('/') ? inPrefix(x.dst, a) : x.dst === a)))
+    .filter((x) => x.dev === lab.cpeLan && gone.some((g) => inPrefix(g, x.dst)) && !still.some((a) => inPrefix(x.dst.includes('/') ? x.dst : `${x.dst}/64`, a)))
     .map((x) => x.dst);
 }
 
