@@ -100,7 +100,7 @@ config interface 'swexit'
       const st = rig.status('sw6');
       return complete(st) && st;
     }).catch((e: Error) => {
-      throw new Error(`${e.message}\nstatus: ${JSON.stringify(rig.status('sw6'))}\nnetifd log:\n${rig.netifdLog().slice(-4000)}`);
+      throw new Error(`${e.message}\nstatus: ${JSON.stringify(rig.tryUbus('network.interface.sw6', 'status'))}\nnetifd log:\n${rig.netifdLog().slice(-4000)}`);
     });
     const addr = s['ipv6-address']![0]!;
     // SLAAC from the SC's RA prefix: a /64, not a host route.
@@ -129,7 +129,7 @@ config interface 'swexit'
       const x = rig.status('lan')['ipv6-prefix-assignment']?.find((y) => y.mask === 64 && inside(y.address, '2001:db8:100::', 56));
       return x;
     }).catch((e: Error) => {
-      throw new Error(`${e.message}\nlan: ${JSON.stringify(rig.status('lan'))}`);
+      throw new Error(`${e.message}\nlan: ${JSON.stringify(rig.tryUbus('network.interface.lan', 'status'))}`);
     });
     assert.ok(a['local-address'] && inside(a['local-address'].address, a.address, 64), JSON.stringify(a));
     await waitFor('kernel address on the LAN device', 20_000, () => rig.cpe.ip(['-6', 'addr', 'show', 'dev', rig.lanDev]).includes(`${a['local-address']!.address}/64`));
@@ -203,7 +203,7 @@ config interface 'swexit'
       const st = rig.status('swexit');
       return st.autostart === false && (st.errors ?? []).length > 0 && st;
     }).catch((e: Error) => {
-      throw new Error(`${e.message}\nstatus: ${JSON.stringify(rig.status('swexit'))}\nnetifd log:\n${rig.netifdLog().slice(netifdFrom).slice(-3000)}`);
+      throw new Error(`${e.message}\nstatus: ${JSON.stringify(rig.tryUbus('network.interface.swexit', 'status'))}\nnetifd log:\n${rig.netifdLog().slice(netifdFrom).slice(-3000)}`);
     });
     assert.deepEqual(s.errors?.map((e) => e.code), ['INVALID_CONFIG']);
     assert.equal(s.up, false);
