@@ -11,7 +11,8 @@
 # $OPENWRT_CACHE/<sha256 of both tarballs and this script, 16 hex digits>
 # (OPENWRT_CACHE default /var/cache/softwire-openwrt); a build that did not finish
 # leaves no prefix behind (it is built in a temporary directory and renamed).
-# Needs gcc, make, cmake, pkg-config, libjson-c-dev. About 2 minutes on 2 cores.
+# Needs gcc, make, cmake, pkg-config, libjson-c-dev. About 2 minutes on 2 idle cores
+# (8 on this busy CI machine); .ci/run builds it before the tests.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -43,7 +44,7 @@ fi
 # Built where it will live (RPATH), under a temporary name, renamed when complete:
 # the binaries find their libraries through the final path, bind-mounted meanwhile.
 WORK="$(mktemp -d "$CACHE/.build-XXXXXX")"
-trap 'umount "$PREFIX" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'umount "$PREFIX" 2>/dev/null || true; rmdir "$PREFIX" 2>/dev/null || true; rm -rf "$WORK"' EXIT
 SRC="$WORK/src"
 BUILD="$WORK/build"
 STAGE="$WORK/prefix"

@@ -286,7 +286,15 @@ exec chroot "${m}" /bin/bash -c '
   }
 
   ubus<T = unknown>(path: string, method: string, arg?: unknown): T {
-    const out = this.exec('ubus', ['call', path, method, ...(arg === undefined ? [] : [JSON.stringify(arg)])]);
+    let out: string;
+    try {
+      out = this.exec('ubus', ['call', path, method, ...(arg === undefined ? [] : [JSON.stringify(arg)])]);
+    } catch (e) {
+      // netifd gone makes every network.* object "Not found": say so, and how it ended.
+      const end = this.netifdLog().match(/rig: netifd exited with status \d+/);
+      if (end) throw new Error(`${(e as Error).message}\n${end[0]} (0 = SIGTERM/SIGINT: from this rig's stop(), or from outside)`, { cause: e });
+      throw e;
+    }
     return (out.trim() ? JSON.parse(out) : {}) as T;
   }
 
