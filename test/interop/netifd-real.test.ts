@@ -212,6 +212,40 @@ config interface 'swexit'
     assert.equal(setups.length, 1, rig.netifdLog().slice(netifdFrom));
   });
 
+  test('IPv4 over the softwire (ipv4_default_route): the IPCP address and 0.0.0.0/0 go to netifd, the tunnel stays up', async () => {
+    rig.exec('uci', ['set', 'network.sw6.ipv4_default_route=1']);
+    rig.exec('uci', ['commit', 'network']);
+    rig.exec('ifup', ['sw6']);
+    const s = await waitFor('sw6 up with IPv4', UP_MS, () => {
+      const st = rig.status('sw6');
+      return complete(st) && (st['ipv4-address'] ?? []).length > 0 && st.route?.some((r) => r.target === '0.0.0.0' && r.mask === 0) && st;
+    });
+    // The lab user's RADIUS Framed-IP-Address; no peer route to the SC's own address.
+    assert.deepEqual(s['ipv4-address']!.map((a) => [a.address, a.mask, a.ptpaddress]), [['198.51.100.128', 32, undefined]]);
+    await waitFor('kernel IPv4 default route into the TUN', 20_000, () => rig.cpe.ip(['-4', 'route', 'show', 'default']).includes(`dev ${SW6_DEVICE}`));
+    // The agent's /32 pin keeps the tunnel itself on the WAN, so it survives the new default route.
+    assert.doesNotMatch(rig.cpe.ip(['-4', 'route', 'get', '192.0.2.1']), new RegExp(SW6_DEVICE));
+    const [pid] = rig.agentPids();
+    const netifdFrom = rig.netifdLog().length;
+    rig.lns.exec('ping', ['-c', '2', '-W', '3', '198.51.100.128']);
+    assert.ok(rig.status('sw6').up);
+    assert.deepEqual(rig.agentPids(), [pid]);
+    assert.doesNotMatch(rig.netifdLog().slice(netifdFrom), /lost the connection/);
+  });
+
+  test('defaultroute 0 and peerdns 0: no default routes and no DNS servers reach netifd', async () => {
+    for (const o of ['defaultroute=0', 'peerdns=0']) rig.exec('uci', ['set', `network.sw6.${o}`]);
+    rig.exec('uci', ['commit', 'network']);
+    rig.exec('ifup', ['sw6']);
+    const s = await waitFor('sw6 up with address and prefix', UP_MS, () => {
+      const st = rig.status('sw6');
+      return st.up && (st['ipv6-address'] ?? []).length > 0 && (st['ipv6-prefix'] ?? []).length > 0 && (st['ipv4-address'] ?? []).length > 0 && st;
+    });
+    assert.deepEqual(s.route ?? [], []);
+    assert.deepEqual(s['dns-server'] ?? [], []);
+    assert.doesNotMatch(rig.cpe.ip(['-6', 'route', 'show', 'default']), new RegExp(SW6_DEVICE));
+  });
+
   test("the notify script converts the agent's ISO times to epoch seconds as Date does (busybox ash)", () => {
     const times = [0, 951_782_400 /* 2000-02-29 */, 1_700_000_000, 4_107_542_399 /* 2100-02-28T23:59:59 */, 4_107_542_400];
     for (let i = 0; i < 40; i++) times.push(Math.floor((i * 7_258_118_400) / 40) + i * 86_399);
