@@ -96,9 +96,11 @@ config interface 'swexit'
   let prefix = '';
   test('ifup: the interface comes up with the address and its prefix length, the delegated prefix, DNS and the default route', async () => {
     rig.exec('ifup', ['sw6']);
-    const s = await waitFor('sw6 up and complete', UP_MS, () => {
+    // l2tpns also hands out the SLAAC address by DHCPv6 IA_NA (a /128): reported as such
+    // until the RA's /64 arrives, then as the /64.
+    const s = await waitFor('sw6 up and complete, its address with the RA prefix length', UP_MS, () => {
       const st = rig.status('sw6');
-      return complete(st) && st;
+      return complete(st) && st['ipv6-address']?.[0]?.mask === 64 && st;
     }).catch((e: Error) => {
       throw new Error(`${e.message}\nstatus: ${JSON.stringify(rig.tryUbus('network.interface.sw6', 'status'))}\nnetifd log:\n${rig.netifdLog().slice(-4000)}`);
     });
