@@ -108,6 +108,8 @@ export class OpenWrtRig {
     } catch (e) {
       await sc?.stop();
       topo.destroy();
+      sc?.cleanup();
+      if (!process.env.KEEP_RIG) rmSync(dir, { recursive: true, force: true });
       throw e;
     }
   }
