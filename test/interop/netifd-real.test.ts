@@ -62,6 +62,14 @@ config interface 'swexit'
 	option username 'cpe1'
 	option password_file '/etc/softwire/no-such-file'
 	option auto '0'
+
+config interface 'swcant'
+	option proto 'softwire'
+	list server '192.0.2.1'
+	option username 'cpe1'
+	option password 'secret1'
+	option control_socket '/var/run/softwire/sw6.sock'
+	option auto '0'
 `,
     });
   });
@@ -246,6 +254,25 @@ config interface 'swexit'
     assert.deepEqual(s.route ?? [], []);
     assert.deepEqual(s['dns-server'] ?? [], []);
     assert.doesNotMatch(rig.cpe.ip(['-6', 'route', 'show', 'default']), new RegExp(SW6_DEVICE));
+  });
+
+  test('the agent cannot start (exit 3: its control socket is held by the running sw6 agent): CANNOT_START, no restart', async () => {
+    assert.ok(rig.status('sw6').up);
+    const [sw6Agent] = rig.agentPids();
+    const netifdFrom = rig.netifdLog().length;
+    rig.exec('ifup', ['swcant']);
+    const s = await waitFor('swcant blocked with an error', 60_000, () => {
+      const st = rig.status('swcant');
+      return st.autostart === false && (st.errors ?? []).length > 0 && st;
+    }).catch((e: Error) => {
+      throw new Error(`${e.message}\nstatus: ${JSON.stringify(rig.tryUbus('network.interface.swcant', 'status'))}\nnetifd log:\n${rig.netifdLog().slice(netifdFrom).slice(-3000)}`);
+    });
+    assert.deepEqual(s.errors?.map((e) => e.code), ['CANNOT_START']);
+    assert.equal((rig.netifdLog().slice(netifdFrom).match(/Interface 'swcant' is setting up now/g) ?? []).length, 1);
+    // The running agent keeps its socket and its session.
+    assert.deepEqual(rig.agentPids(), [sw6Agent]);
+    assert.ok(rig.status('sw6').up);
+    rig.exec('softwire', ['status', '--control-socket', '/var/run/softwire/sw6.sock']);
   });
 
   test("the notify script converts the agent's ISO times to epoch seconds as Date does (busybox ash)", () => {
