@@ -162,7 +162,8 @@ for mode in $modes; do ubus call network.interface $mode "{ \\"interface\\" : \\
     // event" {type: config.change, data: {package}}; procd runs the reload triggers
     // of the services that watch that package, and for "network" that is
     // /etc/init.d/network reload, i.e. "ubus call network reload". This ucode
-    // script (OpenWrt's ucode, ubus and uloop modules) answers that one method.
+    // script (OpenWrt's ucode, ubus and uloop modules) answers that method, and
+    // get_data (which netifd asks on reload) with no data.
     put(
       '/sbin/procd-service.uc',
       `import * as ubus from 'ubus';
@@ -179,12 +180,17 @@ conn.publish('service', {
 				let log = fs.open('/var/log/rig/reload.log', 'a');
 				log.write('config.change network\\n');
 				log.close();
-				// After the reply: rpcd waits for it (1 s) before going on.
-				uloop.timer(10, function() { system(['ubus', 'call', 'network', 'reload']); });
+				// In the background: netifd's reload asks this object for get_data.
+				system('ubus call network reload >/dev/null 2>&1 &');
 			}
 			return 0;
 		},
 		args: { type: '', data: {} }
+	},
+	// What procd holds for other daemons (netifd asks on reload): nothing here.
+	get_data: {
+		call: function(req) { return {}; },
+		args: { name: '', type: '', instance: '' }
 	}
 });
 uloop.run();
@@ -200,8 +206,9 @@ uloop.run();
       );
     }
     put('/etc/config/rpcd', rpcdConf.join('\n'), 0o600);
-    for (const [path, content] of Object.entries(o.files ?? {})) put(path, content, path.includes('/libexec/') ? 0o755 : 0o644);
+    // Trees first: the files given are what the test means, whatever a tree holds.
     for (const [path, host] of Object.entries(o.trees ?? {})) cpSync(host, join(up, path), { recursive: true });
+    for (const [path, content] of Object.entries(o.files ?? {})) put(path, content, /\/(libexec|cgi-bin)\//.test(path) ? 0o755 : 0o644);
 
     // Runs in the cpe namespace inside a new mount namespace: mounts the overlay
     // root, enters it, starts ubusd, netifd and rpcd, then stays as the holder.
