@@ -127,7 +127,7 @@ MENU
 L = new LuCI({"media":"/luci-static/bootstrap","resource":"/luci-static/resources","scriptname":"/cgi-bin/luci",
 "pathinfo":"/admin/network/network","documentroot":"/www","requestpath":["admin","network","network"],
 "dispatchpath":["admin","network","network"],"pollinterval":5,"ubuspath":"/ubus/","sessionid":"$sid","token":"$token",
-"nodespec":{"action":{"type":"view","path":"network/interfaces"},"title":"Interfaces"},
+"nodespec":{"action":{"type":"view","path":"network/interfaces"},"title":"Interfaces","satisfied":true,"readonly":false},
 "apply_rollback":90,"apply_holdoff":1,"apply_timeout":5,"apply_display":1,"rollback_token":null});
 </script>
 <div id="view">

@@ -179,6 +179,11 @@ return network.registerProtocol('softwire', {
 		return this._ubus('l3_device') || ('sw-' + this.sid).substring(0, 15);
 	},
 
+	// LuCI names a virtual interface's device <proto>-<interface>; ours is the TUN.
+	getDevice: function() {
+		return network.instantiateDevice(this.getIfname(), this);
+	},
+
 	getOpkgPackage: function() {
 		return 'softwire';
 	},
