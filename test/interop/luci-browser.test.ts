@@ -190,8 +190,9 @@ describe('LuCI page in a real browser with LuCI\'s own code', { skip: skip || fa
     assert.doesNotMatch(conf, /192\.0\.2\.9/);
     assert.match(conf, /option mode 'router'/);
     await waitFor('LuCI to confirm the apply', 60_000, async () => /Configuration changes applied/.test(await page.locator('body').innerText()));
-    // After the confirmation LuCI reloads the page.
-    await page.waitForLoadState('load');
+    // After the confirmation LuCI reloads the page; load it afresh ourselves rather
+    // than race that reload.
+    await page.goto(`${rig.url}/cgi-bin/luci/admin/network/network`);
     const row = page.locator('.cbi-section-table-row[data-sid="sw6"]');
     await row.waitFor({ timeout: 60_000 });
 
