@@ -215,9 +215,18 @@ describe('LuCI page in a real browser with LuCI\'s own code', { skip: skip || fa
     }, 1000);
 
     // The page polls interface status: sw6 shows its device once up.
-    await waitFor('the row to show sw6 connected', 60_000, async () => /sw-sw6/.test(await row.innerText()), 1000);
+    // What netifd learned from the notify script, as LuCI's own status shows it.
+    await waitFor('the row to show sw6 up with its IPv6 address and prefix', 90_000, async () => {
+      const text = await row.innerText();
+      return /sw-sw6/.test(text) && /IPv6:/.test(text) && /IPv6-PD:/.test(text) && !/starting/.test(text);
+    }, 1000);
     await row.locator('.cbi-button-edit').click();
     await modal().waitFor({ timeout: 30_000 });
+    // The dialog fades in; wait until it is fully shown (for the screenshot).
+    await page.waitForFunction(() => {
+      const o = document.querySelector('#modal_overlay');
+      return o !== null && getComputedStyle(o).opacity === '1';
+    });
     await waitFor('the status row to say up', 30_000, async () => /State: up/.test(await field('_softwire_status').innerText()), 500);
     const status = await field('_softwire_status').innerText();
     assert.match(status, /SC: 192\.0\.2\.1/);
