@@ -150,11 +150,14 @@ describe('LuCI page, server side: uhttpd + rpcd + ubus + netifd from OpenWrt sou
     const s = status as { sc: { address: string }; ipv6: { address: string | null; delegatedPrefix: { prefix: string } | null } };
     assert.equal(s.sc.address, '192.0.2.1');
     assert.ok(s.ipv6.delegatedPrefix, 'router mode: a delegated prefix');
-    const ifstatus = await waitFor('netifd to have sw6 up', 60_000, () => {
-      const st = rig.ubus<{ up: boolean; l3_device?: string }>('network.interface.sw6', 'status');
-      return st.up && st;
+    // netifd has what the notify script reported: what LuCI's own status box shows.
+    type IfStatus = { up: boolean; l3_device?: string; 'ipv6-address'?: { address: string }[]; 'ipv6-prefix'?: { address: string; mask: number }[] };
+    const ifstatus = await waitFor('netifd to have sw6 up with its address and prefix', 60_000, () => {
+      const st = rig.ubus<IfStatus>('network.interface.sw6', 'status');
+      return st.up && st['ipv6-address']?.length && st['ipv6-prefix']?.length && st;
     });
     assert.equal(ifstatus.l3_device, 'sw-sw6');
+    assert.equal(ifstatus['ipv6-prefix']![0].address, s.ipv6.delegatedPrefix!.prefix);
     // The hello_interval saved on the page reached the agent.
     const agent = rig.exec('sh', ['-c', 'cat /var/run/softwire/sw6.json']);
     assert.equal((JSON.parse(agent) as { helloInterval: number }).helloInterval, 30);

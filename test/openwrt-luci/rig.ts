@@ -34,7 +34,7 @@ export function rigUnavailable(): string {
   for (const t of ['sources.tar.gz', 'sources-extra.tar.gz']) {
     if (!existsSync(join(SOURCES, t))) return `OpenWrt sources ${join(SOURCES, t)} missing (OPENWRT_SOURCES)`;
   }
-  for (const p of ['/usr/sbin/l2tpns', '/usr/sbin/freeradius', '/usr/bin/busybox', '/usr/bin/cmake']) {
+  for (const p of ['/usr/sbin/l2tpns', '/usr/sbin/freeradius', '/usr/bin/busybox', '/usr/bin/cmake', '/usr/bin/openssl']) {
     if (!existsSync(p)) return `${p} missing`;
   }
   return '';
