@@ -223,10 +223,7 @@ describe('LuCI page in a real browser with LuCI\'s own code', { skip: skip || fa
     await row.locator('.cbi-button-edit').click();
     await modal().waitFor({ timeout: 30_000 });
     // The dialog fades in; wait until it is fully shown (for the screenshot).
-    await page.waitForFunction(() => {
-      const o = document.querySelector('#modal_overlay');
-      return o !== null && getComputedStyle(o).opacity === '1';
-    });
+    await page.waitForFunction("getComputedStyle(document.querySelector('#modal_overlay')).opacity === '1'");
     await waitFor('the status row to say up', 30_000, async () => /State: up/.test(await field('_softwire_status').innerText()), 500);
     const status = await field('_softwire_status').innerText();
     assert.match(status, /SC: 192\.0\.2\.1/);
