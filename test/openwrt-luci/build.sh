@@ -10,14 +10,14 @@
 # built for prefix /usr: copy its usr/lib/rpcd into the root rpcd runs in.
 #
 # The base prefix is $OPENWRT_PREFIX if set, else what test/openwrt/build.sh prints
-# (the netifd tests' cached build) when that script exists, else it is built here with
-# $OPENWRT_SOURCES/build.sh. Sources: $OPENWRT_SOURCES/sources-extra.tar.gz (default
-# <repo>/../shared/openwrt-rig; commits in its README.md). The prefix is
-# $OPENWRT_CACHE/luci-<sha256 of the tarball, this script and the base path, 16 hex>;
-# a build that did not finish leaves nothing behind (built under a temporary name,
-# renamed when complete). -Wno-stringop-overread: these projects build with -Werror,
-# and Debian's gcc 12 warns about uhttpd's client.c where OpenWrt's does not. Needs gcc, make, cmake, pkg-config, libjson-c-dev,
-# libcrypt-dev. About a minute on 2 cores.
+# (the netifd tests' cached build, made first if needed). Sources:
+# $OPENWRT_SOURCES/sources-extra.tar.gz (default <repo>/../shared/openwrt-rig; commits
+# in its README.md). The prefix is $OPENWRT_CACHE/luci-<sha256 of the tarball, this
+# script and the base path, 16 hex>; a build that did not finish leaves nothing behind
+# (built under a temporary name, renamed when complete). -Wno-stringop-overread: these
+# projects build with -Werror, and Debian's gcc 12 warns about uhttpd's client.c where
+# OpenWrt's does not. Needs gcc, make, cmake, pkg-config, libjson-c-dev, libcrypt-dev.
+# About a minute on 2 cores.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -34,26 +34,8 @@ for tool in gcc make cmake pkg-config; do
 done
 mkdir -p "$CACHE"
 
-# --- the base: libubox, ubus, uci, ucode (and netifd, which the page's interface needs)
-BASE="${OPENWRT_PREFIX:-}"
-if [ -z "$BASE" ] && [ -x "$REPO/test/openwrt/build.sh" ]; then
-	BASE="$("$REPO/test/openwrt/build.sh" | tail -1)"
-fi
-if [ -z "$BASE" ]; then
-	BASE="$CACHE/base-$(cat "$SOURCES/sources.tar.gz" "$SOURCES/build.sh" | sha256sum | cut -c1-16)"
-	if [ ! -x "$BASE/sbin/netifd" ]; then
-		exec 8>"$CACHE/.lock-base"
-		flock 8
-		if [ ! -x "$BASE/sbin/netifd" ]; then
-			# The shared build.sh writes its RPATH from PREFIX, so it builds in place;
-			# a half-built base has no sbin/netifd and is rebuilt from scratch next time.
-			rm -rf "$BASE" "$BASE.src"
-			bash "$SOURCES/build.sh" "$BASE.src" "$BASE" >&2 || die "base build failed"
-			rm -rf "$BASE.src"
-		fi
-		exec 8>&-
-	fi
-fi
+# The base (libubox, ubus, uci, ucode, netifd): the netifd tests' cached build.
+BASE="${OPENWRT_PREFIX:-$(bash "$REPO/test/openwrt/build.sh" | tail -n 1)}"
 [ -x "$BASE/sbin/ubusd" ] || die "base prefix $BASE has no sbin/ubusd"
 [ -f "$BASE/lib/libucode.so" ] || [ -f "$BASE/lib/libucode.so.0" ] || die "base prefix $BASE has no libucode"
 
