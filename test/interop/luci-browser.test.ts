@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../lab/netns';
 import { DISPATCHER_CGI, EMPTY_CONFIGS, LUCI_RPC_STANDIN } from '../openwrt-luci/dispatcher-standin';
-import { LuciRig, REPO, WAN_DEVICE, rigUnavailable } from '../openwrt-luci/rig';
+import { LuciRig, REPO, rigUnavailable } from '../openwrt-luci/rig';
 import { login, ubusRpc } from '../openwrt-luci/rpc';
 
 /**
@@ -44,7 +44,7 @@ const NETWORK = `config interface 'loopback'
 	option netmask '255.0.0.0'
 
 config interface 'wan'
-	option device '${WAN_DEVICE}'
+	option device '{WAN}'
 	option proto 'static'
 	option ipaddr '192.0.2.2'
 	option netmask '255.255.255.0'
@@ -54,6 +54,13 @@ config interface 'sw6'
 	list server '192.0.2.9'
 	option password 'secret1'
 	option auto '0'
+
+config interface 'lan'
+	option device '{LAN}'
+	option proto 'static'
+	option ipaddr '192.168.1.1'
+	option netmask '255.255.255.0'
+	option ip6assign '64'
 `;
 
 describe('LuCI page in a real browser with LuCI\'s own code', { skip: skip || false, timeout: 20 * 60_000 }, () => {
@@ -73,7 +80,7 @@ describe('LuCI page in a real browser with LuCI\'s own code', { skip: skip || fa
         '/usr/share/rpcd/ucode/luci': LUCI_RPC_STANDIN,
         ...EMPTY_CONFIGS,
         // OpenWrt's base-files: interfaces.js reads it.
-        '/etc/board.json': '{ "model": { "id": "softwire-test", "name": "softwire test router" }, "network": { "wan": { "device": "' + WAN_DEVICE + '", "protocol": "static" } } }\n',
+        '/etc/board.json': '{ "model": { "id": "softwire-test", "name": "softwire test router" } }\n',
       },
       trees: {
         // Not its htdocs/cgi-bin/luci: that starts the dispatcher (see above).

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../lab/netns';
-import { LuciRig, REPO, WAN_DEVICE, rigUnavailable } from '../openwrt-luci/rig';
+import { LuciRig, REPO, rigUnavailable } from '../openwrt-luci/rig';
 import { NULL_SESSION, login, ubusRpc } from '../openwrt-luci/rpc';
 
 /**
@@ -26,7 +26,7 @@ const NETWORK = `config interface 'loopback'
 	option netmask '255.0.0.0'
 
 config interface 'wan'
-	option device '${WAN_DEVICE}'
+	option device '{WAN}'
 	option proto 'static'
 	option ipaddr '192.0.2.2'
 	option netmask '255.255.255.0'
@@ -36,6 +36,13 @@ config interface 'sw6'
 	list server '192.0.2.9'
 	option password 'secret1'
 	option auto '0'
+
+config interface 'lan'
+	option device '{LAN}'
+	option proto 'static'
+	option ipaddr '192.168.1.1'
+	option netmask '255.255.255.0'
+	option ip6assign '64'
 `;
 
 // What LuCI's own ACL files grant an administrator for the interface page:
@@ -130,7 +137,7 @@ describe('LuCI page, server side: uhttpd + rpcd + ubus + netifd from OpenWrt sou
     assert.match(conf, /list server '192\.0\.2\.1'/);
     assert.match(conf, /option username 'cpe1'/);
     assert.match(conf, /option hello_interval '30'/);
-    await waitFor('procd (stand-in) to reload netifd', 30_000, () => /config.change network/.test(rig.read('/var/log/rig/reload.log')));
+    await waitFor('procd (stand-in) to reload netifd', 30_000, () => /config.change network/.test(rig.read('/var/log/owrt/reload.log')));
 
     // The interface page's "Connect": network.interface up.
     const upCall = await ubusRpc(rig.url, admin, 'network.interface', 'up', { interface: 'sw6' });
