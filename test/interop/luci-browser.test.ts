@@ -166,7 +166,8 @@ describe('LuCI page in a real browser with LuCI\'s own code', { skip: skip || fa
     assert.match((await user.getAttribute('data-tooltip')) ?? '', /non-empty value|PPP user name is required/);
     await page.mouse.move(0, 0);
     await user.hover();
-    await tip.waitFor({ state: 'visible', timeout: 3000 }).catch(() => {});
+    // Fully faded in, for the screenshot.
+    await page.waitForFunction("getComputedStyle(document.querySelector('.cbi-tooltip')).opacity === '1'", undefined, { timeout: 5000 }).catch(() => {});
     if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT.replace(/\.png$/, '-user.png') });
     assert.ok(await modal().isVisible(), 'the dialog stays open');
     assert.doesNotMatch(rig.read('/etc/config/network'), /username/);
