@@ -96,9 +96,11 @@ config interface 'swexit'
   let prefix = '';
   test('ifup: the interface comes up with the address and its prefix length, the delegated prefix, DNS and the default route', async () => {
     rig.exec('ifup', ['sw6']);
-    const s = await waitFor('sw6 up and complete', UP_MS, () => {
+    // l2tpns also hands out the SLAAC address by DHCPv6 IA_NA (a /128): reported as such
+    // until the RA's /64 arrives, then as the /64.
+    const s = await waitFor('sw6 up and complete, its address with the RA prefix length', UP_MS, () => {
       const st = rig.status('sw6');
-      return complete(st) && st;
+      return complete(st) && st['ipv6-address']?.[0]?.mask === 64 && st;
     }).catch((e: Error) => {
       throw new Error(`${e.message}\nstatus: ${JSON.stringify(rig.tryUbus('network.interface.sw6', 'status'))}\nnetifd log:\n${rig.netifdLog().slice(-4000)}`);
     });
@@ -210,6 +212,40 @@ config interface 'swexit'
     // One run of the agent, not a loop: count the setups netifd ran for swexit.
     const setups = rig.netifdLog().slice(netifdFrom).match(/Interface 'swexit' is setting up now/g) ?? [];
     assert.equal(setups.length, 1, rig.netifdLog().slice(netifdFrom));
+  });
+
+  test('IPv4 over the softwire (ipv4_default_route): the IPCP address and 0.0.0.0/0 go to netifd, the tunnel stays up', async () => {
+    rig.exec('uci', ['set', 'network.sw6.ipv4_default_route=1']);
+    rig.exec('uci', ['commit', 'network']);
+    rig.exec('ifup', ['sw6']);
+    const s = await waitFor('sw6 up with IPv4', UP_MS, () => {
+      const st = rig.status('sw6');
+      return complete(st) && (st['ipv4-address'] ?? []).length > 0 && st.route?.some((r) => r.target === '0.0.0.0' && r.mask === 0) && st;
+    });
+    // The lab user's RADIUS Framed-IP-Address; no peer route to the SC's own address.
+    assert.deepEqual(s['ipv4-address']!.map((a) => [a.address, a.mask, a.ptpaddress]), [['198.51.100.128', 32, undefined]]);
+    await waitFor('kernel IPv4 default route into the TUN', 20_000, () => rig.cpe.ip(['-4', 'route', 'show', 'default']).includes(`dev ${SW6_DEVICE}`));
+    // The agent's /32 pin keeps the tunnel itself on the WAN, so it survives the new default route.
+    assert.doesNotMatch(rig.cpe.ip(['-4', 'route', 'get', '192.0.2.1']), new RegExp(SW6_DEVICE));
+    const [pid] = rig.agentPids();
+    const netifdFrom = rig.netifdLog().length;
+    rig.lns.exec('ping', ['-c', '2', '-W', '3', '198.51.100.128']);
+    assert.ok(rig.status('sw6').up);
+    assert.deepEqual(rig.agentPids(), [pid]);
+    assert.doesNotMatch(rig.netifdLog().slice(netifdFrom), /lost the connection/);
+  });
+
+  test('defaultroute 0 and peerdns 0: no default routes and no DNS servers reach netifd', async () => {
+    for (const o of ['defaultroute=0', 'peerdns=0']) rig.exec('uci', ['set', `network.sw6.${o}`]);
+    rig.exec('uci', ['commit', 'network']);
+    rig.exec('ifup', ['sw6']);
+    const s = await waitFor('sw6 up with address and prefix', UP_MS, () => {
+      const st = rig.status('sw6');
+      return st.up && (st['ipv6-address'] ?? []).length > 0 && (st['ipv6-prefix'] ?? []).length > 0 && (st['ipv4-address'] ?? []).length > 0 && st;
+    });
+    assert.deepEqual(s.route ?? [], []);
+    assert.deepEqual(s['dns-server'] ?? [], []);
+    assert.doesNotMatch(rig.cpe.ip(['-6', 'route', 'show', 'default']), new RegExp(SW6_DEVICE));
   });
 
   test("the notify script converts the agent's ISO times to epoch seconds as Date does (busybox ash)", () => {

@@ -116,6 +116,8 @@ export class OpenWrtRig {
     } catch (e) {
       await sc?.stop();
       topo.destroy();
+      sc?.cleanup();
+      if (!process.env.KEEP_RIG) rmSync(dir, { recursive: true, force: true });
       throw e;
     }
   }
@@ -248,13 +250,14 @@ echo $$ >"${this.dir}/holder.pid"
 exec chroot "${m}" /bin/bash -c '
 	cd /
 	mkdir -p /var/run/ubus /tmp/resolv.conf.d /var/state /run/lock /tmp/hosts
-	/usr/sbin/ubusd -s /var/run/ubus/ubus.sock >>/var/log/owrt/ubusd.log 2>&1 &
+	setsid /usr/sbin/ubusd -s /var/run/ubus/ubus.sock >>/var/log/owrt/ubusd.log 2>&1 &
 	echo $! >/var/log/owrt/ubusd.pid
 	for i in $(seq 100); do [ -S /var/run/ubus/ubus.sock ] && break; sleep 0.1; done
-	# daemon NAME CMD...: starts CMD, records its PID, logs how it ended (a crash shows).
+	# daemon NAME CMD...: starts CMD in its own session (as procd does: a signal to the
+	# process group of the test runner must not reach it), records its PID, logs how it ended.
 	daemon() {
 		local name=$1; shift
-		( "$@" >>/var/log/owrt/$name.log 2>&1 &
+		( setsid "$@" >>/var/log/owrt/$name.log 2>&1 &
 		  echo $! >/var/log/owrt/$name.pid
 		  wait $!
 		  echo "rig: $name exited with status $?" >>/var/log/owrt/$name.log ) &
@@ -294,6 +297,17 @@ ${(opts.daemons ?? []).map((d) => `\tdaemon ${d.join(' ')}\n`).join('')}	exec sl
 
   /** Runs a command inside the rig (its network, mount and root namespaces), as a shell on the router would. */
   exec(cmd: string, args: string[] = [], opts: { input?: string } = {}): string {
+    try {
+      return this.execRaw(cmd, args, opts);
+    } catch (e) {
+      // netifd gone makes every network.* object "Not found": say so, and how it ended.
+      const end = this.netifdLog().match(/rig: netifd exited with status \d+/);
+      if (end) throw new Error(`${(e as Error).message}\n${end[0]} (0 = SIGTERM/SIGINT: from this rig's stop(), or from outside)`, { cause: e });
+      throw e;
+    }
+  }
+
+  private execRaw(cmd: string, args: string[], opts: { input?: string }): string {
     return run(
       'nsenter',
       ['-t', String(this.holderPid()), '-m', '-n', '-r', '-w', '--', '/usr/bin/env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', cmd, ...args],
@@ -302,15 +316,7 @@ ${(opts.daemons ?? []).map((d) => `\tdaemon ${d.join(' ')}\n`).join('')}	exec sl
   }
 
   ubus<T = unknown>(path: string, method: string, arg?: unknown): T {
-    let out: string;
-    try {
-      out = this.exec('ubus', ['call', path, method, ...(arg === undefined ? [] : [JSON.stringify(arg)])]);
-    } catch (e) {
-      // netifd gone makes every network.* object "Not found": say so, and how it ended.
-      const end = this.netifdLog().match(/rig: netifd exited with status \d+/);
-      if (end) throw new Error(`${(e as Error).message}\n${end[0]} (0 = SIGTERM/SIGINT: from this rig's stop(), or from outside)`, { cause: e });
-      throw e;
-    }
+    const out = this.exec('ubus', ['call', path, method, ...(arg === undefined ? [] : [JSON.stringify(arg)])]);
     return (out.trim() ? JSON.parse(out) : {}) as T;
   }
 
