@@ -1,6 +1,6 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { L2tpnsSc, type L2tpnsOptions } from '../lab/l2tpns';
 import { link, run, Topology, waitFor, type Netns } from '../lab/netns';
 
@@ -39,6 +39,14 @@ export function rigUnavailable(): string {
 }
 
 export interface RigOptions {
+  /** The whole /etc/config/network instead of the default one ({WAN}, {LAN}: the WAN and LAN devices; it needs a 'lan'). */
+  network?: string;
+  /** Extra files for the router's root (path inside it -> content; mode 0755 under libexec/ and cgi-bin/). */
+  files?: Record<string, string>;
+  /** Host files or directories copied into the router's root (path inside it -> host path), before `files`. */
+  trees?: Record<string, string>;
+  /** More daemons, started after netifd: [name, command...] (run by the rig's shell, logged to NAME.log). */
+  daemons?: string[][];
   /** Extra UCI sections appended to /etc/config/network. */
   extraNetwork?: string;
   /** Options of the sw6 section beyond the defaults (server, username, password, tun_device, auto 0). */
@@ -151,6 +159,7 @@ done
     const sw6 = { tun_device: SW6_DEVICE, ...opts.sw6 };
     writeFileSync(
       join(up, 'etc/config/network'),
+      opts.network?.replaceAll('{WAN}', this.wanDev).replaceAll('{LAN}', this.lanDev) ??
       `config interface 'loopback'
 	option device 'lo'
 	option proto 'static'
@@ -210,6 +219,13 @@ config odhcpd 'odhcpd'
 	option loglevel '7'
 `,
     );
+    for (const [path, host] of Object.entries(opts.trees ?? {})) cpSync(host, join(up, path.replace(/^\/(lib|sbin|bin)\//, '/usr/$1/')), { recursive: true });
+    for (const [path, content] of Object.entries(opts.files ?? {})) {
+      const p = join(up, path.replace(/^\/(lib|sbin|bin)\//, '/usr/$1/'));
+      mkdirSync(dirname(p), { recursive: true });
+      writeFileSync(p, content);
+      chmodSync(p, /\/(libexec|cgi-bin)\//.test(path) ? 0o755 : 0o644);
+    }
     const inner = join(this.dir, 'inner.sh');
     const m = join(this.dir, 'merged');
     const mnt = join(this.dir, 'mnt');
@@ -250,7 +266,7 @@ exec chroot "${m}" /bin/bash -c '
 		-r /tmp/resolv.conf.d/resolv.conf.auto -s /var/run/ubus/ubus.sock
 	# As procd starts it on OpenWrt: reads /etc/config/dhcp, follows netifd over ubus.
 	daemon odhcpd /usr/sbin/odhcpd
-	exec sleep infinity
+${(opts.daemons ?? []).map((d) => `\tdaemon ${d.join(' ')}\n`).join('')}	exec sleep infinity
 '
 `,
     );
