@@ -10,6 +10,7 @@ import { classifyControl, linkLocalFromIid, type Prefix } from '../ipv6/packet';
 import { Slaac, type SlaacAction } from '../ipv6/slaac';
 import { RouterSolicitor, type RsAction } from '../ipv6/rs';
 import { Dhcp6Client, type Dhcp6Action } from '../ipv6/dhcp6-client';
+import { earlyResendMs } from '../ppp/automaton';
 import type { Logger } from '../log';
 import type { Endpoint } from './transport';
 import { DataCounters } from '../dataplane/counters';
@@ -84,6 +85,8 @@ export class Connection {
   private dhcp: Dhcp6Client | null = null;
   private linkLocal: string | null = null;
   private finished = false;
+  /** Scheduler time of start(); tunnel+session setup time bounds the round trip (issue 16 item 9). */
+  private dialledAt = 0;
   private upSent = false;
   private ipv6Up = false;
   private ipv4: IpcpLinkResult | null = null;
@@ -119,6 +122,7 @@ export class Connection {
   }
 
   start(): void {
+    this.dialledAt = this.d.scheduler.now();
     this.d.emit({ type: 'progress', layer: 'tunnel', message: `dialling ${this.sc.address}:${this.sc.port}` });
     this.run('l2tp', () => this.lac.open());
   }
@@ -242,6 +246,9 @@ export class Connection {
       policy: c.ncp,
       echo: { intervalMs: c.lcpEchoInterval * 1000, failures: c.lcpEchoFailure, anyTrafficIsLiveness: false },
       ipv4Traffic: c.ncp !== 'ipv6' || c.ipv4DefaultRoute,
+      // Issue 16 item 9: the SC's first Configure-Request while ours is unanswered means ours
+      // was lost; resend after the tunnel+session setup time (at least two round trips).
+      automaton: { peerRequestResendMs: earlyResendMs(this.d.scheduler.now() - this.dialledAt) },
     });
     this.run('ppp', () => this.ppp!.lowerUp(this.d.scheduler.now()));
   }

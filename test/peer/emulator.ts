@@ -142,7 +142,7 @@ export interface TunnelView {
   peer: string;
   localPort: number;
   state: 'wait-scccn' | 'established' | 'closed';
-  session: { localId: number; peerId: number; state: 'wait-iccn' | 'established' | 'closed'; ppp: ReturnType<PppServer['state']> | null; peerIid: string | null } | null;
+  session: { localId: number; peerId: number; state: 'wait-iccn' | 'established' | 'closed'; ppp: ReturnType<PppServer['state']> | null; peerIid: string | null; pppCounters?: Record<string, number> } | null;
   /** The control channel's next Ns and expected Nr (to build in-window or stale messages). */
   seq?: { ns: number; nr: number };
 }
@@ -280,6 +280,7 @@ export class Emulator {
         state: t.session.state,
         ppp: t.session.ppp?.state() ?? null,
         peerIid: t.session.ppp?.peerInterfaceId ?? null,
+        pppCounters: { ...(t.session.ppp?.counters ?? {}) },
       },
       seq: t.channel.sequence,
     }));

@@ -84,6 +84,11 @@ export interface PppServerOptions {
   raOnEcho?: boolean;
   restartMs?: number;
   maxRestarts?: number;
+  /**
+   * Like pppd behind xl2tpd: PPP starts this long after the session is up, and
+   * whatever the peer sent before (its first LCP Configure-Request) is lost.
+   */
+  lateStartMs?: number;
 }
 
 export type PppEvent =
@@ -139,6 +144,8 @@ export class PppServer {
   private readonly ourIid: Buffer;
   private peerIid: Buffer | null = null;
   private dead = false;
+  /** lateStartMs: not running yet, frames are lost. */
+  private starting = false;
 
   constructor(
     opts: PppServerOptions,
@@ -158,12 +165,17 @@ export class PppServer {
 
   /** The session is up: like l2tpns, we open LCP at once. */
   start(): void {
-    this.sendRequest('lcp');
+    if (!this.o.lateStartMs) return this.sendRequest('lcp');
+    this.starting = true;
+    this.io.setTimer('start', this.o.lateStartMs, () => {
+      this.starting = false;
+      this.sendRequest('lcp');
+    });
   }
 
   stop(): void {
     this.dead = true;
-    for (const t of ['lcp', 'ipv6cp', 'ipcp', 'auth']) this.io.clearTimer(t);
+    for (const t of ['lcp', 'ipv6cp', 'ipcp', 'auth', 'start']) this.io.clearTimer(t);
   }
 
   state(): { lcp: boolean; auth: boolean; ipv6cp: boolean; ipcp: boolean } {
@@ -177,6 +189,7 @@ export class PppServer {
 
   receive(frame: Uint8Array): void {
     if (this.dead) return;
+    if (this.starting) return this.count('lost-before-start');
     let f: ReturnType<typeof decodeFrame>;
     try {
       f = decodeFrame(frame);

@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { scLayout, type ScLayout } from '../lab/topology';
+import { AgentProc, type LogLine } from '../helpers/agent-proc';
+import type { EmulatorScript } from '../peer/emulator-main';
+import { EmulatorProc } from '../peer/emulator-proc';
+
+/**
+ * Issue 16: the real agent against the SC emulator playing what real concentrators
+ * do and l2tpns does not (each test names the SC behaviour it plays).
+ */
+
+const root = process.getuid?.() === 0;
+const skip = root ? false : 'needs root (network namespaces)';
+
+type T = { after: (fn: () => unknown) => void; diagnostic: (m: string) => void };
+
+function layout(t: T): ScLayout {
+  const lay = scLayout();
+  t.after(() => lay.topo.destroy());
+  return lay;
+}
+
+async function emulator(t: T, lay: ScLayout, script: EmulatorScript): Promise<EmulatorProc> {
+  const e = await EmulatorProc.start(lay.sc, { host: lay.scAddress, port: 1701, ...script });
+  t.after(() => e.stop());
+  return e;
+}
+
+function agent(t: T, lay: ScLayout, args: string[] = []): AgentProc {
+  const a = AgentProc.start(lay.cpe, ['--sc', lay.scAddress, '--user', 'cpe1', '--reconnect-initial', '0.2', '--reconnect-cap', '8', ...args], {
+    password: 'secret1',
+  });
+  t.after(() => a.stop());
+  return a;
+}
+
+const time = (l: LogLine): number => Date.parse(l.time as string);
+
+describe('agent against SC behaviours of issue 16', { skip }, () => {
+  // xl2tpd hands the session to pppd, which starts after the session is up: our first
+  // LCP Configure-Request is lost, and pppd's own request arrives while ours is unanswered.
+  test('pppd-like SC loses our first LCP Configure-Request: ours is sent again at once, not after the 3 s restart timer', async (t) => {
+    const lay = layout(t);
+    const emu = await emulator(t, lay, { ppp: { lateStartMs: 300 } });
+    const t0 = Date.now();
+    const a = agent(t, lay);
+    await a.waitState('up', 20_000);
+    const session = await a.waitLog(/^session up/, 1000);
+    const auth = await a.waitLog(/^authenticated with/, 1000);
+    const ms = time(auth) - time(session);
+    t.diagnostic(`session up -> CHAP success: ${ms} ms; process start -> up: ${Date.now() - t0} ms`);
+    const st = await emu.status();
+    assert.ok((st.tunnels[0]?.session?.pppCounters?.['lost-before-start'] ?? 0) >= 1, 'the emulator lost our first request');
+    assert.ok(ms < 2500, `LCP waited for the restart timer (${ms} ms)`);
+  });
+});
