@@ -11,6 +11,7 @@ import { Slaac, type SlaacAction } from '../ipv6/slaac';
 import { RouterSolicitor, type RsAction } from '../ipv6/rs';
 import { Dhcp6Client, type Dhcp6Action } from '../ipv6/dhcp6-client';
 import { earlyResendMs } from '../ppp/automaton';
+import { classifyAuthCdn } from '../l2tp/result-codes';
 import type { Logger } from '../log';
 import type { Endpoint } from './transport';
 import { DataCounters } from '../dataplane/counters';
@@ -212,9 +213,20 @@ export class Connection {
           .filter(Boolean)
           .join(', ');
         // Some SCs (l2tpns among them) answer a rejected login with a CDN alone, no CHAP
-        // Failure or PAP Nak: a session cleared while PPP authenticates is a failed login.
+        // Failure or PAP Nak. Issue 16 item 6: the CDN's codes tell a rejected login from
+        // a temporary problem (result 4 and the like), which is retried.
         if (layer === 'session' && a.reason === 'peer-cdn' && this.ppp?.phase === 'authenticate') {
-          this.fail({ layer: 'auth', reason: `authentication failed: the SC closed the session during authentication (${detail})`, permanent: true });
+          const v = classifyAuthCdn(a.resultCode, a.errorCode);
+          if (v.kind === 'auth-rejected') {
+            this.fail({ layer: 'auth', reason: `authentication failed: the SC closed the session during authentication (${detail})`, permanent: true });
+            return;
+          }
+          this.fail({
+            layer: 'session',
+            reason: `the SC closed the session during authentication, not a login rejection (${detail})`,
+            permanent: v.kind === 'permanent',
+            retryElsewhere: v.kind === 'transient' && v.retryElsewhere,
+          });
           return;
         }
         this.fail({

@@ -54,4 +54,20 @@ describe('agent against SC behaviours of issue 16', { skip }, () => {
     assert.ok((st.tunnels[0]?.session?.pppCounters?.['lost-before-start'] ?? 0) >= 1, 'the emulator lost our first request');
     assert.ok(ms < 2500, `LCP waited for the restart timer (${ms} ms)`);
   });
+
+  // An LNS out of resources (a full IP pool, a RADIUS backend away) clears the call with
+  // CDN result 4 while the login is pending; that is no rejected password.
+  test('CDN result 4 (temporary lack of facilities) during authentication is retried at once, not taken as a rejected login', async (t) => {
+    const lay = layout(t);
+    await emulator(t, lay, {
+      ppp: { authHold: 1 },
+      triggers: [{ on: 'ppp-auth', nth: 1, send: 'CDN', result: 4, message: 'temporary lack of resources' }],
+    });
+    // A quarter of a 60 s cap is the wait after a rejected login: up within 10 s proves it was not taken as one.
+    const a = agent(t, lay, ['--reconnect-cap', '60']);
+    const down = await a.waitLog(/^session down: the SC closed the session during authentication, not a login rejection/, 15_000);
+    t.diagnostic(down.msg);
+    await a.waitState('up', 10_000);
+    assert.equal(a.find(/authentication failed/), undefined);
+  });
 });

@@ -58,8 +58,8 @@ export interface ExtraAvp {
 }
 
 export interface Trigger {
-  /** Incoming message that fires the trigger. */
-  on: MessageName;
+  /** Incoming message that fires the trigger; 'ppp-auth': a login the PPP side holds (ppp.authHold). */
+  on: MessageName | 'ppp-auth';
   nth?: number;
   send: 'StopCCN' | 'CDN';
   result: number;
@@ -214,6 +214,7 @@ export class Emulator {
   private readonly loose = new Set<NodeJS.Timeout>();
   private readonly sentCounts: Record<string, number> = {};
   private readonly rxCounts: Record<string, number> = {};
+  private authHeld = 0;
   private nextTunnelId: number;
   private nextSessionId = 1;
   private readonly t0 = Date.now();
@@ -658,13 +659,19 @@ export class Emulator {
         s.state = 'established';
         this.emit({ type: 'session', state: 'up', tunnelId: t.localId, sessionId: s.localId });
         if (this.opts.ppp !== false) {
-          s.ppp = new PppServer(this.opts.ppp ?? {}, {
+          const pppOpts = this.opts.ppp ?? {};
+          // authHold counts logins over the emulator's lifetime, not per session.
+          s.ppp = new PppServer({ ...pppOpts, authHold: Math.max(0, (pppOpts.authHold ?? 0) - this.authHeld) }, {
             send: (frame) => {
               if (s.state === 'established') this.out(t, encodeData({ tunnelId: t.peerId, sessionId: s.peerId }, frame));
             },
             event: (ev) => {
               this.emit({ type: 'ppp', tunnelId: t.localId, sessionId: s.localId, ppp: ev });
               if (ev.type === 'ncp-up') this.dataUp(t, s, ev.ncp);
+              if (ev.type === 'auth-pending') {
+                this.authHeld++;
+                this.fireTriggers(t, 'ppp-auth');
+              }
             },
             setTimer: (n, ms, fn) => this.setTimer(t, `ppp.${n}`, ms, fn),
             clearTimer: (n) => this.clearTimer(t, `ppp.${n}`),
@@ -687,7 +694,7 @@ export class Emulator {
     this.fireTriggers(t, name);
   }
 
-  private fireTriggers(t: Tunnel, name: MessageName): void {
+  private fireTriggers(t: Tunnel, name: MessageName | 'ppp-auth'): void {
     const n = (this.rxCounts[name] = (this.rxCounts[name] ?? 0) + 1);
     for (const tr of this.opts.triggers ?? []) {
       if (tr.on !== name || (tr.nth !== undefined && tr.nth !== n)) continue;

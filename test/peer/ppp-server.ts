@@ -89,11 +89,17 @@ export interface PppServerOptions {
    * whatever the peer sent before (its first LCP Configure-Request) is lost.
    */
   lateStartMs?: number;
+  /**
+   * Leave this many logins unanswered (the Emulator counts over its lifetime) (no CHAP Success/Failure, no PAP Ack/Nak) and
+   * report them as 'auth-pending': the SC decides by CDN, as l2tpns does on a reject.
+   */
+  authHold?: number;
 }
 
 export type PppEvent =
   | { type: 'lcp-up' }
   | { type: 'auth'; ok: boolean; protocol: string; user: string }
+  | { type: 'auth-pending'; protocol: string; user: string }
   | { type: 'ncp-up'; ncp: 'ipv6cp' | 'ipcp' }
   | { type: 'ra-sent'; dst: string }
   | { type: 'rs' }
@@ -146,6 +152,7 @@ export class PppServer {
   private dead = false;
   /** lateStartMs: not running yet, frames are lost. */
   private starting = false;
+  private held = 0;
 
   constructor(
     opts: PppServerOptions,
@@ -386,6 +393,7 @@ export class PppServer {
     const value = p.data.subarray(1, 1 + size);
     const user = p.data.subarray(1 + size).toString('utf8');
     const challenge = this.challenge.value;
+    if (this.holdLogin('chap', user)) return;
     const ok = this.verdict(user, (pw) =>
       createHash('md5').update(Buffer.from([p.id])).update(pw).update(challenge).digest().equals(value),
     );
@@ -404,12 +412,22 @@ export class PppServer {
     const user = p.data.subarray(1, 1 + ulen).toString('utf8');
     const plen = p.data[1 + ulen] ?? 0;
     const pass = p.data.subarray(2 + ulen, 2 + ulen + plen).toString('utf8');
+    if (this.holdLogin('pap', user)) return;
     const ok = this.verdict(user, (pw) => pw === pass);
     const msg = Buffer.from(ok ? 'Login ok' : (this.o.authFailMessage ?? 'Login incorrect'));
     this.write(PROTO.PAP, encodePacket(ok ? PAP.ACK : PAP.NAK, p.id, Buffer.concat([Buffer.from([msg.length]), msg])));
     if (this.authDone) return;
     this.io.event({ type: 'auth', ok, protocol: 'pap', user });
     if (ok) this.network();
+  }
+
+  /** authHold: leave this login unanswered (the CHAP timer stops; the SC ends it by CDN). */
+  private holdLogin(protocol: string, user: string): boolean {
+    if ((this.o.authHold ?? 0) <= this.held) return false;
+    this.held++;
+    this.io.clearTimer('auth');
+    this.io.event({ type: 'auth-pending', protocol, user });
+    return true;
   }
 
   // ------------------------------------------------------------ IPv6 services
