@@ -56,7 +56,7 @@ export interface AgentDeps {
   log: Logger;
   netlink: Netlink;
   sysctl: Sysctl;
-  openTun: (name: string) => TunLike;
+  openTun: (name: string, opts?: { slotSize?: number }) => TunLike;
   /** DHCPv6 DUID and the last delegated prefix, kept across restarts. */
   duid: Uint8Array;
   previousPrefix?: Prefix;

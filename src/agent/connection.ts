@@ -12,6 +12,7 @@ import { RouterSolicitor, type RsAction } from '../ipv6/rs';
 import { Dhcp6Client, type Dhcp6Action } from '../ipv6/dhcp6-client';
 import { earlyResendMs } from '../ppp/automaton';
 import { classifyAuthCdn } from '../l2tp/result-codes';
+import { MtuPlan, tunSlotSize } from '../core/mtu-plan';
 import type { Logger } from '../log';
 import type { Endpoint } from './transport';
 import { DataCounters } from '../dataplane/counters';
@@ -53,6 +54,8 @@ export interface TunLike {
   readonly name: string;
   onPackets(cb: (batch: { count: number; packet(i: number): Uint8Array } & Partial<TunBatch>) => void, onError?: (e: Error) => void): void;
   write(pkt: Uint8Array): boolean;
+  /** Packets the kernel sent that did not fit a receive slot (native TUN). */
+  readonly truncatedDrops?: number;
   /** The native TUN's batched write; with it (and the native UDP transport) the data fast path runs. */
   writeFrames?: FrameTun['writeFrames'];
   close(): void;
@@ -64,8 +67,8 @@ export interface ConnectionDeps {
   log: Logger;
   scheduler: Scheduler;
   transport: DatagramTransport;
-  /** Opens the TUN device when the first NCP comes up. */
-  openTun: (name: string) => TunLike;
+  /** Opens the TUN device when the first NCP comes up; receive slots of slotSize bytes (issue 16 item 3). */
+  openTun: (name: string, opts?: { slotSize?: number }) => TunLike;
   installer: Installer;
   duid: Uint8Array;
   previousPrefix?: Prefix;
@@ -95,6 +98,9 @@ export class Connection {
   private pppClosed: (() => void) | null = null;
   readonly counters = new DataCounters();
   readonly started = Date.now();
+  /** Issue 16 item 3: the MTU from the WAN/config, the SC's MRU, sequencing and the RA. */
+  private readonly mtuPlan: MtuPlan;
+  private sequencingSeen = false;
   private readonly log: Logger;
 
   constructor(
@@ -103,6 +109,7 @@ export class Connection {
   ) {
     this.log = d.log;
     const c = d.config;
+    this.mtuPlan = new MtuPlan({ base: d.mtu, derived: !c.mtu });
     this.lac = new Lac({
       hostName: c.hostname,
       vendorName: 'softwire',
@@ -205,6 +212,7 @@ export class Connection {
         this.startPpp();
         return;
       case 'frame':
+        this.checkSequencing();
         if (this.ppp) this.run('ppp', () => this.ppp!.receive(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), this.d.scheduler.now()));
         return;
       case 'down': {
@@ -304,7 +312,7 @@ export class Connection {
     if (this.tun) return this.tun;
     let tun: TunLike;
     try {
-      tun = this.d.openTun(this.d.config.tunDevice);
+      tun = this.d.openTun(this.d.config.tunDevice, { slotSize: tunSlotSize(this.mtuPlan.ceiling) });
     } catch (e) {
       this.fail({ layer: 'ppp', reason: `cannot open TUN device ${this.d.config.tunDevice}: ${(e as Error).message}` });
       return null;
@@ -318,7 +326,7 @@ export class Connection {
         udp: transport,
         lac: this.lac,
         ppp: { canCarry: (p) => this.ppp?.canCarry(p) ?? false },
-        mtu: this.d.mtu,
+        mtu: this.mtuPlan.mtu,
         counters: this.counters,
       });
       this.dataplane = dp;
@@ -409,10 +417,11 @@ export class Connection {
     const c = this.d.config;
     this.linkLocal = linkLocalFromIid(ourIid);
     this.d.emit({ type: 'progress', layer: 'ipv6', message: `IPV6CP up: link-local ${this.linkLocal}, SC ${linkLocalFromIid(peerIid)}` });
-    this.d.installer.tunUp(tun.name, this.d.mtu, this.linkLocal);
+    this.takeScMru();
+    this.d.installer.tunUp(tun.name, this.mtuPlan.mtu, this.linkLocal);
     const rng = Math.random;
     const clock = () => this.d.scheduler.now();
-    this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.d.mtu });
+    this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.mtuPlan.linkMtu });
     this.rs = new RouterSolicitor({ rng, source: this.linkLocal });
     this.dhcp = new Dhcp6Client({
       duid: this.d.duid,
@@ -472,6 +481,7 @@ export class Connection {
         return;
       case 'mtu':
         this.log.info({ mtu: a.mtu }, 'RA MTU option');
+        this.applyMtu(this.mtuPlan.setRaMtu(a.mtu));
         return;
     }
   }
@@ -509,6 +519,30 @@ export class Connection {
     }
   }
 
+  // ------------------------------------------------------------------- MTU
+
+  /** LCP is open once an NCP is up: the SC's MRU bounds what we may send (issue 16 item 3). */
+  private takeScMru(): void {
+    this.applyMtu(this.mtuPlan.setScMru(this.ppp?.status().negotiated.peerMru));
+  }
+
+  /** The SC started (or stopped) sequencing data: 4 more header bytes per packet. */
+  private checkSequencing(): void {
+    const on = this.lac.dataHeader()?.sequencing ?? false;
+    if (on === this.sequencingSeen) return;
+    this.sequencingSeen = on;
+    this.applyMtu(this.mtuPlan.setSequencing(on));
+  }
+
+  /** A new MTU goes to the TUN, the MSS clamp, SLAAC's ceiling and the LAN's RAs. */
+  private applyMtu(mtu: number | undefined): void {
+    if (mtu === undefined) return;
+    this.log.info({ mtu, limitedBy: this.mtuPlan.limitedBy }, 'softwire MTU changed');
+    this.dataplane?.setMtu(mtu);
+    this.slaac?.setLinkMtu(this.mtuPlan.linkMtu);
+    if (this.tun) this.d.installer.tunMtu(mtu);
+  }
+
   // ------------------------------------------------------------------ IPv4
 
   private ipcpUp(r: IpcpLinkResult): void {
@@ -521,7 +555,8 @@ export class Connection {
     if (r.carryTraffic) {
       const tun = this.ensureTun();
       if (!tun) return;
-      this.d.installer.tunUp(tun.name, this.d.mtu, null);
+      this.takeScMru();
+      this.d.installer.tunUp(tun.name, this.mtuPlan.mtu, null);
       this.d.installer.ipv4(r.address, r.peer, r.dns);
     }
     this.markUp();
@@ -618,7 +653,8 @@ export class Connection {
     const { drops: l2drops, ...l2 } = l.counters;
     s.counters.l2tp = { ...l2 };
     s.counters.drops = { ...prefixKeys('l2tp', l2drops), ...prefixKeys('transport', this.d.transport.drops), ...prefixKeys('data', this.counters.drops) };
-    s.counters.data = this.counters.snapshot();
+    s.counters.data = { ...this.counters.snapshot(), truncatedDrops: this.tun?.truncatedDrops ?? 0 };
+    s.mtu = { mtu: this.mtuPlan.mtu, limitedBy: this.mtuPlan.limitedBy };
     if (this.ppp) {
       const p = this.ppp.status();
       s.ppp = {

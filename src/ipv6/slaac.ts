@@ -132,6 +132,11 @@ export class Slaac {
     this.retransMs = this.o.retransTimerMs;
   }
 
+  /** The link's MTU changed (issue 16 item 3): later RA MTU options are checked against it. */
+  setLinkMtu(mtu: number): void {
+    this.o.linkMtu = mtu;
+  }
+
   /** Feeds an IPv6 packet from the link; anything that is not valid ND is counted and dropped. */
   receive(packet: Uint8Array): SlaacAction[] {
     let nd: NdPacket;

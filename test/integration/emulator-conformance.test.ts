@@ -70,4 +70,32 @@ describe('agent against SC behaviours of issue 16', { skip }, () => {
     await a.waitState('up', 10_000);
     assert.equal(a.find(/authentication failed/), undefined);
   });
+
+  // Cisco/Juniper LNSes with a smaller core MTU ask for MRU 1400 in LCP and announce an MTU in their RA.
+  test('the SC\'s LCP MRU (1400) and then its RA MTU (1380) set the TUN MTU; status shows what limits it', async (t) => {
+    const lay = layout(t);
+    await emulator(t, lay, { ppp: { mru: 1400, ra: { mtu: 1380 } } });
+    const a = agent(t, lay);
+    await a.waitState('up', 20_000);
+    await a.waitLog(/^RA MTU option/, 10_000);
+    const end = Date.now() + 10_000;
+    let st = await a.status();
+    while (st.mtu?.mtu !== 1380 && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+      st = await a.status();
+    }
+    assert.deepEqual(st.mtu, { mtu: 1380, limitedBy: 'ra' });
+    assert.equal(st.counters.data.truncatedDrops, 0);
+    const changes = a.lines.filter((l) => l.msg === 'softwire MTU changed').map((l) => [l.mtu, l.limitedBy]);
+    assert.deepEqual(changes, [
+      [1400, 'sc-mru'],
+      [1380, 'ra'],
+    ]);
+    let kernel = 0;
+    while (kernel !== 1380 && Date.now() < end) {
+      kernel = lay.cpe.ipJson<{ mtu: number }[]>(['link', 'show', 'sw0'])[0]!.mtu;
+      if (kernel !== 1380) await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(kernel, 1380, 'TUN MTU in the kernel');
+  });
 });

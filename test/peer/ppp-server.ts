@@ -68,6 +68,8 @@ export interface PppServerOptions {
     prefix?: string;
     rdnss?: string[];
     routerLifetime?: number;
+    /** MTU option (RFC 4861 4.6.4), as SCs with a smaller core MTU send. */
+    mtu?: number;
   };
   dhcp?: {
     /** Delegated prefix, e.g. 2001:db8:100::/56; omit to answer without IA_PD. */
@@ -463,6 +465,7 @@ export class PppServer {
       options: emptyOptions({
         prefixes: [{ prefix, prefixLength: 64, onLink: true, autonomous: true, validLifetime: 2592000, preferredLifetime: 604800 }],
         rdnss: [{ lifetime: 1200, servers: ra.rdnss ?? ['2001:db8:200::53'] }],
+        ...(ra.mtu ? { mtu: ra.mtu } : {}),
       }),
     });
     this.write(PROTO.IPV6, Buffer.from(packet));
