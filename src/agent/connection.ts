@@ -9,7 +9,10 @@ import { PROTO } from '../ppp/frame';
 import { classifyControl, linkLocalFromIid, type Prefix } from '../ipv6/packet';
 import { Slaac, type SlaacAction } from '../ipv6/slaac';
 import { RouterSolicitor, type RsAction } from '../ipv6/rs';
-import { Dhcp6Client, type Dhcp6Action } from '../ipv6/dhcp6-client';
+import { Dhcp6Client, type Dhcp6Action, HOST_PROBE_SOLICITS, hostDhcp6Mode } from '../ipv6/dhcp6-client';
+import { LeaseDad, type LeaseDadAction } from '../ipv6/dad';
+import { parseNdPacket } from '../ipv6/nd';
+import { Ipv6DecodeError } from '../ipv6/errors';
 import { earlyResendMs } from '../ppp/automaton';
 import { classifyAuthCdn } from '../l2tp/result-codes';
 import { MtuPlan, tunSlotSize } from '../core/mtu-plan';
@@ -77,7 +80,7 @@ export interface ConnectionDeps {
   emit: (ev: ConnectionEvent) => void;
 }
 
-type Core = 'l2tp' | 'ppp' | 'rs' | 'slaac' | 'dhcp6';
+type Core = 'l2tp' | 'ppp' | 'rs' | 'slaac' | 'dhcp6' | 'dad';
 
 export class Connection {
   private readonly lac: Lac;
@@ -87,6 +90,8 @@ export class Connection {
   private rs: RouterSolicitor | null = null;
   private slaac: Slaac | null = null;
   private dhcp: Dhcp6Client | null = null;
+  /** Issue 16 item 2: DAD (and Optimistic use, item 10) for DHCPv6 IA_NA addresses. */
+  private leaseDad: LeaseDad | null = null;
   private linkLocal: string | null = null;
   private finished = false;
   /** Scheduler time of start(); tunnel+session setup time bounds the round trip (issue 16 item 9). */
@@ -167,6 +172,8 @@ export class Connection {
         return this.run(core, () => this.slaac?.timerFired(name) ?? []);
       case 'dhcp6':
         return this.run(core, () => this.dhcp?.timerFired(name) ?? []);
+      case 'dad':
+        return this.run(core, () => this.leaseDad?.timerFired(name) ?? []);
     }
   }
 
@@ -182,6 +189,8 @@ export class Connection {
         return this.onSlaac(a as SlaacAction);
       case 'dhcp6':
         return this.onDhcp(a as Dhcp6Action);
+      case 'dad':
+        return this.onLeaseDad(a as LeaseDadAction);
     }
   }
 
@@ -384,6 +393,7 @@ export class Connection {
           // DAD watches both; the kernel still answers the SC's own neighbour probes.
           this.counters.toCores++;
           this.run('slaac', () => this.slaac?.receive(payload) ?? []);
+          this.run('dad', () => this.leaseNd(payload));
           break;
         default:
           break;
@@ -421,7 +431,9 @@ export class Connection {
     this.d.installer.tunUp(tun.name, this.mtuPlan.mtu, this.linkLocal);
     const rng = Math.random;
     const clock = () => this.d.scheduler.now();
-    this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.mtuPlan.linkMtu });
+    // Issue 16 item 10: Optimistic DAD (RFC 4429) for SLAAC and DHCPv6 addresses.
+    this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.mtuPlan.linkMtu, optimistic: c.optimisticDad });
+    this.leaseDad = new LeaseDad({ rng, clock, optimistic: c.optimisticDad });
     this.rs = new RouterSolicitor({ rng, source: this.linkLocal });
     this.dhcp = new Dhcp6Client({
       duid: this.d.duid,
@@ -432,7 +444,8 @@ export class Connection {
       requestPrefix: c.mode === 'router',
       prefixLengthHint: c.prefixLengthHint || undefined,
       previousPrefix: this.d.previousPrefix,
-      requestAddress: c.mode === 'router' ? 'if-managed' : 'never',
+      // Issue 16 item 1: a host asks for IA_NA whenever it solicits (hostDhcp6 picks when).
+      requestAddress: c.mode === 'router' ? 'if-managed' : 'always',
       rapidCommit: c.rapidCommit,
       requestDns: true,
       // l2tpns ignores Release; two tries keep shutdown inside its 3 s budget.
@@ -459,15 +472,15 @@ export class Connection {
       case 'ra-flags':
         this.run('rs', () => this.rs?.raReceived() ?? []);
         this.dhcp?.raFlags(a.managed);
-        if (this.d.config.mode === 'host' && (a.managed || a.other) && this.dhcp && this.dhcp.status().state === 'idle') {
-          this.run('dhcp6', () => this.dhcp!.start());
-        }
+        if (this.d.config.mode === 'host') this.hostDhcp(a.managed, a.other);
         return;
       case 'address':
-        this.d.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/${a.prefixLength} (SLAAC)` });
-        ins.address('slaac', a.address, 64, a.validLifetime, a.preferredLifetime);
+        // Optimistic (RFC 4429 2.1): deprecated in the kernel until DAD passes, so a preferred address wins source selection.
+        this.d.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/${a.prefixLength} (SLAAC${a.optimistic ? ', optimistic while DAD runs' : ''})` });
+        ins.address('slaac', a.address, 64, a.validLifetime, a.optimistic ? 0 : a.preferredLifetime);
         return;
       case 'address-removed':
+        if (a.reason === 'duplicate') this.log.error({ address: a.address }, 'optimistic SLAAC address is a duplicate; removed');
         ins.removeAddress('slaac', a.address, 64);
         return;
       case 'dad-failed':
@@ -502,10 +515,11 @@ export class Connection {
         ins.delegatedPrefix(null);
         return;
       case 'address':
-        ins.address('dhcp6', a.address, 128, a.validLifetime, a.preferredLifetime);
+        // Issue 16 item 2: DAD before use (or Optimistic use while it runs); LeaseDad installs.
+        this.run('dad', () => this.leaseDad?.leased(a.address, a.validLifetime, a.preferredLifetime) ?? []);
         return;
       case 'address-removed':
-        ins.removeAddress('dhcp6', a.address, 128);
+        this.run('dad', () => this.leaseDad?.removed(a.address) ?? []);
         return;
       case 'dns':
         ins.dns('dhcp6', a.servers, a.domains);
@@ -541,6 +555,59 @@ export class Connection {
     this.dataplane?.setMtu(mtu);
     this.slaac?.setLinkMtu(this.mtuPlan.linkMtu);
     if (this.tun) this.d.installer.tunMtu(mtu);
+  }
+
+  // ------------------------------------------------------- host DHCPv6 (issue 16 items 1, 2)
+
+  /** Host mode: what to ask DHCPv6 for follows the RA's M and O flags (hostDhcp6Mode). */
+  private hostDhcp(managed: boolean, other: boolean): void {
+    const dhcp = this.dhcp;
+    if (!dhcp) return;
+    const want = hostDhcp6Mode(managed, other);
+    const st = dhcp.state;
+    const idle = st === 'idle' || st === 'stopped' || st === 'failed' || st === 'released';
+    const holding = st === 'requesting' || st === 'bound' || st === 'renewing' || st === 'rebinding' || st === 'declining';
+    if (want === 'address') {
+      if (holding) return;
+      if (!idle) this.run('dhcp6', () => dhcp.stop());
+      this.run('dhcp6', () => dhcp.start({ mode: 'stateful', solicitMaxRc: 0 }));
+    } else if (want === 'information') {
+      // A binding (or a Solicit under way) brings the DNS too.
+      if (!idle) return;
+      this.run('dhcp6', () => dhcp.start({ mode: 'stateless' }));
+    } else if (st === 'idle') {
+      this.run('dhcp6', () => dhcp.start({ mode: 'stateful', solicitMaxRc: HOST_PROBE_SOLICITS }));
+    }
+  }
+
+  private leaseNd(payload: Buffer): LeaseDadAction[] {
+    if (!this.leaseDad) return [];
+    try {
+      return this.leaseDad.receive(parseNdPacket(payload));
+    } catch (e) {
+      if (e instanceof Ipv6DecodeError) return []; // counted by SLAAC, which saw the same packet
+      throw e;
+    }
+  }
+
+  private onLeaseDad(a: LeaseDadAction): void {
+    const ins = this.d.installer;
+    switch (a.type) {
+      case 'send':
+        this.sendIpv6(a.packet);
+        return;
+      case 'install':
+        this.d.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/128 (DHCPv6${a.optimistic ? ', optimistic while DAD runs' : ''})` });
+        ins.address('dhcp6', a.address, 128, a.validLifetime, a.preferredLifetime);
+        return;
+      case 'uninstall':
+        ins.removeAddress('dhcp6', a.address, 128);
+        return;
+      case 'decline':
+        this.log.error({ address: a.address }, 'DHCPv6 address is a duplicate on the softwire; declining it (RFC 8415 18.2.8)');
+        this.run('dhcp6', () => this.dhcp?.decline(a.address) ?? []);
+        return;
+    }
   }
 
   // ------------------------------------------------------------------ IPv4

@@ -54,6 +54,9 @@ export interface Config {
   stateDir: string;
   resolvFile: string;
   logLevel: string;
+  // --- RFC conformance (issue 16) ---
+  optimisticDad: boolean;
+  scAnswerFromOtherAddress: boolean;
 }
 
 export type FieldKind = 'int' | 'number' | 'string' | 'enum' | 'bool' | 'list' | 'lan';
@@ -218,6 +221,19 @@ export const FIELDS: readonly Field[] = [
     choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
     default: 'info',
     doc: 'log verbosity',
+  },
+  // --- RFC conformance (issue 16) ---
+  {
+    key: 'optimisticDad',
+    kind: 'bool',
+    default: true,
+    doc: 'use a SLAAC or DHCPv6 address as Optimistic (RFC 4429: installed deprecated, so other addresses are preferred) while Duplicate Address Detection runs, instead of waiting ~1 s for it',
+  },
+  {
+    key: 'scAnswerFromOtherAddress',
+    kind: 'bool',
+    default: false,
+    doc: 'accept the SCCRP from another address of the SC (RFC 2661 8.1: VIP, anycast, loopback source) when tunnel authentication (tunnelSecret) proves it is the SC; off, only the dialled address is answered (docs/CONFORMANCE.md)',
   },
 ];
 

@@ -121,3 +121,105 @@ export class Dad {
     return [stopTimer(DAD_TIMER_PREFIX + target), { type: 'dad-failed', address: target }];
   }
 }
+
+export type LeaseDadAction =
+  | TimerAction
+  | { type: 'send'; packet: Uint8Array }
+  /** Put the address in the kernel (again); optimistic: preferred lifetime 0 while DAD runs (RFC 4429 2.1). */
+  | { type: 'install'; address: string; validLifetime: number; preferredLifetime: number; optimistic: boolean }
+  | { type: 'uninstall'; address: string }
+  /** DAD found it duplicate: the DHCPv6 client must Decline it (RFC 8415 18.2.8). */
+  | { type: 'decline'; address: string };
+
+interface LeaseEntry {
+  state: 'tentative' | 'ok';
+  validUntil: number;
+  preferredUntil: number;
+  installed: boolean;
+}
+
+const INFINITE = 0xffffffff;
+
+/**
+ * DAD for DHCPv6 IA_NA addresses (RFC 5571 5.3, RFC 8415 18.2.8): each new lease is
+ * probed before it is used, or used at once as Optimistic (RFC 4429) with
+ * `optimistic`; a duplicate is uninstalled and handed back for Decline. Renewed
+ * lifetimes of an address already checked are installed directly.
+ */
+export class LeaseDad {
+  private readonly dad: Dad;
+  private readonly leases = new Map<string, LeaseEntry>();
+
+  constructor(private readonly o: DadOptions & { clock: () => number; optimistic?: boolean }) {
+    this.dad = new Dad(o);
+  }
+
+  status(): { address: string; state: 'tentative' | 'optimistic' | 'ok' }[] {
+    return [...this.leases].map(([address, e]) => ({ address, state: e.state === 'ok' ? 'ok' : this.o.optimistic ? 'optimistic' : 'tentative' }));
+  }
+
+  /** The DHCPv6 client reported a lease (new or renewed); lifetimes in seconds. */
+  leased(address: string, validLifetime: number, preferredLifetime: number): LeaseDadAction[] {
+    const now = this.o.clock();
+    const until = (s: number) => (s === INFINITE ? Number.POSITIVE_INFINITY : now + s * 1000);
+    const known = this.leases.get(address);
+    const e: LeaseEntry = known ?? { state: 'tentative', validUntil: 0, preferredUntil: 0, installed: false };
+    e.validUntil = until(validLifetime);
+    e.preferredUntil = until(preferredLifetime);
+    this.leases.set(address, e);
+    if (e.state === 'ok') return [this.install(address, e, false)];
+    const out: LeaseDadAction[] = [];
+    if (this.o.optimistic) out.push(this.install(address, e, true));
+    if (!known) out.push(...this.fromDad(this.dad.start(address)));
+    return out;
+  }
+
+  /** The lease ended (expired, withdrawn, released, declined): stop probing; uninstall if installed. */
+  removed(address: string): LeaseDadAction[] {
+    const e = this.leases.get(address);
+    if (!e) return [];
+    this.leases.delete(address);
+    return [...this.dad.cancel(address), ...(e.installed ? [{ type: 'uninstall' as const, address }] : [])];
+  }
+
+  receive(nd: NdPacket): LeaseDadAction[] {
+    return this.fromDad(this.dad.handle(nd));
+  }
+
+  timerFired(timer: string): LeaseDadAction[] {
+    return this.fromDad(this.dad.timerFired(timer));
+  }
+
+  stop(): LeaseDadAction[] {
+    this.leases.clear();
+    return this.dad.stop();
+  }
+
+  private install(address: string, e: LeaseEntry, optimistic: boolean): LeaseDadAction {
+    e.installed = true;
+    const now = this.o.clock();
+    const secs = (t: number) => (Number.isFinite(t) ? Math.max(0, Math.round((t - now) / 1000)) : INFINITE);
+    return { type: 'install', address, validLifetime: secs(e.validUntil), preferredLifetime: optimistic ? 0 : secs(e.preferredUntil), optimistic };
+  }
+
+  private fromDad(actions: DadAction[]): LeaseDadAction[] {
+    const out: LeaseDadAction[] = [];
+    for (const d of actions) {
+      if (d.type === 'send' || d.type === 'timer-start' || d.type === 'timer-stop') {
+        out.push(d);
+        continue;
+      }
+      const e = this.leases.get(d.address);
+      if (!e) continue;
+      if (d.type === 'dad-passed') {
+        e.state = 'ok';
+        out.push(this.install(d.address, e, false));
+        continue;
+      }
+      this.leases.delete(d.address);
+      if (e.installed) out.push({ type: 'uninstall', address: d.address });
+      out.push({ type: 'decline', address: d.address });
+    }
+    return out;
+  }
+}

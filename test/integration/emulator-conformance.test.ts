@@ -98,4 +98,63 @@ describe('agent against SC behaviours of issue 16', { skip }, () => {
     }
     assert.equal(kernel, 1380, 'TUN MTU in the kernel');
   });
+
+  async function waitAddress(a: AgentProc, want: string, ms: number): Promise<void> {
+    const end = Date.now() + ms;
+    for (;;) {
+      const st = await a.status();
+      if (st.ipv6?.address === want) return;
+      if (Date.now() > end) throw new Error(`status address ${st.ipv6?.address}, want ${want}:\n${a.tail()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  function kernelAddresses(lay: ScLayout): string[] {
+    const j = lay.cpe.ipJson<{ addr_info: { local: string; scope: string }[] }[]>(['-6', 'addr', 'show', 'dev', 'sw0']);
+    return (j[0]?.addr_info ?? []).filter((x) => x.scope === 'global').map((x) => x.local);
+  }
+
+  // Cisco/Juniper LNS numbering hosts by DHCPv6: RA with M=1 and a prefix without the A flag.
+  test('host mode, RA with M=1 and no A flag: Solicit/Request IA_NA, the host ends with the IA_NA address', async (t) => {
+    const lay = layout(t);
+    const emu = await emulator(t, lay, { ppp: { ra: { managed: true, other: true, autonomous: false }, dhcp: { addresses: ['2001:db8:200::100'] } } });
+    const a = agent(t, lay, ['--mode', 'host']);
+    await a.waitState('up', 20_000);
+    await waitAddress(a, '2001:db8:200::100', 15_000);
+    const msgs = emu.events.flatMap((e) => (e.type === 'ppp' && e.ppp.type === 'dhcp' ? [e.ppp.message] : []));
+    assert.ok(msgs.includes('Solicit') && msgs.includes('Request'), msgs.join(','));
+    assert.ok(!msgs.includes('Information-Request'));
+    const end = Date.now() + 5000;
+    while (!kernelAddresses(lay).includes('2001:db8:200::100') && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(kernelAddresses(lay), ['2001:db8:200::100']);
+  });
+
+  // An SC whose pool hands out an address someone else holds (a static host on the SC side).
+  test('a duplicate IA_NA address is detected by DAD, Declined, and the next address is taken', async (t) => {
+    const lay = layout(t);
+    const emu = await emulator(t, lay, {
+      ppp: {
+        ra: { managed: true, other: true, autonomous: false },
+        dhcp: { addresses: ['2001:db8:200::100', '2001:db8:200::101'], defend: ['2001:db8:200::100'] },
+      },
+    });
+    const a = agent(t, lay, ['--mode', 'host']);
+    await a.waitState('up', 20_000);
+    await waitAddress(a, '2001:db8:200::101', 30_000);
+    await a.waitLog(/declining it/, 1000);
+    const msgs = emu.events.flatMap((e) => (e.type === 'ppp' && e.ppp.type === 'dhcp' ? [e.ppp.message] : []));
+    assert.ok(msgs.includes('Decline'), msgs.join(','));
+    const end = Date.now() + 5000;
+    while (kernelAddresses(lay).join() !== '2001:db8:200::101' && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(kernelAddresses(lay), ['2001:db8:200::101'], 'the duplicate is gone from the kernel');
+  });
+
+  test('host mode, RA with M=O=0: one bounded Solicit probe (RFC 5571 5.4.1), SLAAC numbers the host', async (t) => {
+    const lay = layout(t);
+    const emu = await emulator(t, lay, { ppp: { ra: { managed: false, other: false } } });
+    const a = agent(t, lay, ['--mode', 'host']);
+    await a.waitState('up', 20_000);
+    await emu.waitEvent((e) => e.type === 'ppp' && e.ppp.type === 'dhcp' && e.ppp.message === 'Solicit', 10_000, 'Solicit');
+    await a.waitLog(/\(SLAAC/, 10_000);
+  });
 });

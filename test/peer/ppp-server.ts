@@ -7,8 +7,10 @@ import {
   DHCP6_SERVER_PORT,
   emptyMessage,
   encodeDhcp6,
+  type IaNa,
   type IaPd,
   MSG_ADVERTISE,
+  MSG_DECLINE,
   MSG_INFORMATION_REQUEST,
   MSG_REBIND,
   MSG_RELEASE,
@@ -19,7 +21,7 @@ import {
   OPT_DNS_SERVERS,
   STATUS_SUCCESS,
 } from '../../src/ipv6/dhcpv6';
-import { buildNdPacket, emptyOptions, ICMPV6_RS } from '../../src/ipv6/nd';
+import { buildNdPacket, emptyOptions, ICMPV6_NS, ICMPV6_RS, parseNdPacket } from '../../src/ipv6/nd';
 import { buildUdp6, NEXT_HEADER_ICMPV6, NEXT_HEADER_UDP, parseIpv6, parseUdp6 } from '../../src/ipv6/packet';
 import {
   CODE,
@@ -70,6 +72,8 @@ export interface PppServerOptions {
     routerLifetime?: number;
     /** MTU option (RFC 4861 4.6.4), as SCs with a smaller core MTU send. */
     mtu?: number;
+    /** A flag of the PIO; false numbers hosts only by DHCPv6 IA_NA (Cisco/Juniper LNS style). */
+    autonomous?: boolean;
   };
   dhcp?: {
     /** Delegated prefix, e.g. 2001:db8:100::/56; omit to answer without IA_PD. */
@@ -81,6 +85,10 @@ export interface PppServerOptions {
     /** IA_PD T1/T2 in seconds (default 1800/2880). */
     t1?: number;
     t2?: number;
+    /** IA_NA addresses handed out in turn (the next one after a Decline). */
+    addresses?: string[];
+    /** Addresses someone on the SC side already uses: DAD probes for them get an NA. */
+    defend?: string[];
   };
   /** Like l2tpns: send an RA to ff02::1 after every LCP Echo-Request from the peer. */
   raOnEcho?: boolean;
@@ -155,6 +163,8 @@ export class PppServer {
   /** lateStartMs: not running yet, frames are lost. */
   private starting = false;
   private held = 0;
+  /** Which of dhcp.addresses is handed out now. */
+  private naIndex = 0;
 
   constructor(
     opts: PppServerOptions,
@@ -443,6 +453,16 @@ export class PppServer {
       this.sendRa(ip.src === '::' ? ALL_NODES : ip.src);
       return;
     }
+    if (ip.nextHeader === NEXT_HEADER_ICMPV6 && ip.payload[0] === ICMPV6_NS) {
+      const nd = parseNdPacket(pkt);
+      if (nd.message.kind === 'ns' && ip.src === '::' && (this.o.dhcp?.defend ?? []).includes(nd.message.target)) {
+        // Defend the address (RFC 4862 5.4.3): an NA to all-nodes.
+        const target = nd.message.target;
+        this.count('dad-defended');
+        this.write(PROTO.IPV6, Buffer.from(buildNdPacket(target, ALL_NODES, { kind: 'na', router: false, solicited: false, override: true, target, options: emptyOptions() })));
+        return;
+      }
+    }
     if (ip.nextHeader === NEXT_HEADER_UDP) {
       const udp = parseUdp6(pkt);
       if (udp.dstPort === DHCP6_SERVER_PORT) return this.onDhcp(ip.src, decodeDhcp6(udp.payload));
@@ -463,7 +483,7 @@ export class PppServer {
       reachableTime: 0,
       retransTimer: 0,
       options: emptyOptions({
-        prefixes: [{ prefix, prefixLength: 64, onLink: true, autonomous: true, validLifetime: 2592000, preferredLifetime: 604800 }],
+        prefixes: [{ prefix, prefixLength: 64, onLink: true, autonomous: ra.autonomous ?? true, validLifetime: 2592000, preferredLifetime: 604800 }],
         rdnss: [{ lifetime: 1200, servers: ra.rdnss ?? ['2001:db8:200::53'] }],
         ...(ra.mtu ? { mtu: ra.mtu } : {}),
       }),
@@ -480,6 +500,7 @@ export class PppServer {
       [MSG_RENEW]: 'Renew',
       [MSG_REBIND]: 'Rebind',
       [MSG_RELEASE]: 'Release',
+      [MSG_DECLINE]: 'Decline',
       [MSG_INFORMATION_REQUEST]: 'Information-Request',
     };
     const name = names[m.type];
@@ -491,9 +512,22 @@ export class PppServer {
     const reply = emptyMessage(type, m.xid, { serverId: SERVER_DUID, preference: 255 });
     if (m.clientId) reply.clientId = m.clientId;
     if (m.type === MSG_SOLICIT && type === MSG_REPLY) reply.rapidCommit = true;
-    if (m.type === MSG_RELEASE) {
-      reply.status = { code: STATUS_SUCCESS, message: 'released' };
+    if (m.type === MSG_RELEASE || m.type === MSG_DECLINE) {
+      reply.status = { code: STATUS_SUCCESS, message: m.type === MSG_DECLINE ? 'declined' : 'released' };
+      if (m.type === MSG_DECLINE) this.naIndex++;
     } else {
+      const address = cfg.addresses?.[this.naIndex];
+      if (address && m.iaNa.length > 0) {
+        reply.iaNa = m.iaNa.slice(0, 1).map(
+          (ia): IaNa => ({
+            iaid: ia.iaid,
+            t1: cfg.t1 ?? 1800,
+            t2: cfg.t2 ?? 2880,
+            addresses: [{ address, preferredLifetime: cfg.preferred ?? 3600, validLifetime: cfg.valid ?? 7200, unknown: [] }],
+            unknown: [],
+          }),
+        );
+      }
       if (cfg.prefix && m.iaPd.length > 0) {
         const [prefix, len] = cfg.prefix.split('/');
         reply.iaPd = m.iaPd.slice(0, 1).map(

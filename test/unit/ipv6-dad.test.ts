@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isTimerAction } from '../../src/core/actions';
 import { applyTimer } from '../../src/core/scheduler';
-import { Dad, type DadAction } from '../../src/ipv6/dad';
+import { Dad, type DadAction, LeaseDad, type LeaseDadAction } from '../../src/ipv6/dad';
 import { buildNdPacket, emptyOptions, parseNdPacket } from '../../src/ipv6/nd';
 import { FakeClock } from '../helpers/fake-clock';
 
@@ -50,4 +50,43 @@ test('DAD: an NA for the address, or another node\'s probe, is a duplicate; our 
   r.clock.advance(5000);
   assert.equal(r.take('dad-passed').length, 0);
   assert.equal(r.clock.size(), 0);
+});
+
+function leaseRig(optimistic: boolean) {
+  const clock = new FakeClock();
+  const core = new LeaseDad({ rng: () => 0.5, clock: () => clock.now(), optimistic });
+  const log: { at: number; a: LeaseDadAction }[] = [];
+  const apply = (as: LeaseDadAction[]): void => {
+    for (const a of as) {
+      if (isTimerAction(a)) applyTimer(clock, 'dad', a, (t) => apply(core.timerFired(t)));
+      else if (a.type !== 'send') log.push({ at: clock.now(), a });
+    }
+  };
+  return { clock, core, apply, log };
+}
+
+test('IA_NA lease: probed before use; installed when DAD passes; renewals install directly', () => {
+  const r = leaseRig(false);
+  r.apply(r.core.leased(ADDR, 7200, 3600));
+  assert.equal(r.log.length, 0, 'not installed while tentative');
+  r.clock.advance(1000);
+  assert.deepEqual(r.log.map((e) => [e.at, e.a]), [[1000, { type: 'install', address: ADDR, validLifetime: 7199, preferredLifetime: 3599, optimistic: false }]]);
+  r.apply(r.core.leased(ADDR, 7200, 3600));
+  assert.equal(r.log.length, 2);
+  assert.equal(r.clock.size(), 0, 'no second DAD run');
+});
+
+test('IA_NA lease, optimistic (RFC 4429): installed deprecated at once; a duplicate is uninstalled and Declined', () => {
+  const r = leaseRig(true);
+  r.apply(r.core.leased(ADDR, 7200, 3600));
+  assert.deepEqual(r.log.map((e) => e.a), [{ type: 'install', address: ADDR, validLifetime: 7200, preferredLifetime: 0, optimistic: true }]);
+  r.clock.advance(300);
+  const na = buildNdPacket(ADDR, 'ff02::1', { kind: 'na', router: false, solicited: false, override: true, target: ADDR, options: emptyOptions() });
+  r.apply(r.core.receive(parseNdPacket(na)));
+  assert.deepEqual(r.log.slice(1).map((e) => e.a), [
+    { type: 'uninstall', address: ADDR },
+    { type: 'decline', address: ADDR },
+  ]);
+  assert.equal(r.clock.size(), 0);
+  assert.deepEqual(r.core.removed(ADDR), [], 'the Decline\'s removal report finds nothing left');
 });

@@ -185,6 +185,9 @@ describe('option mapping', () => {
     state_dir: ['/etc/softwire', '/etc/softwire'],
     resolv_file: ['/tmp/resolv.conf.d/softwire', '/tmp/resolv.conf.d/softwire'],
     log_level: ['debug', 'debug'],
+    // --- RFC conformance (issue 16) ---
+    optimistic_dad: ['0', false],
+    sc_answer_from_other_address: ['1', true],
   };
   /** Secret files: one of each pair per config, so they get their own case. */
   const FILES: Record<string, [UciValue, unknown]> = {
