@@ -434,7 +434,11 @@ export class Connection {
     // Issue 16 item 10: Optimistic DAD (RFC 4429) for SLAAC and DHCPv6 addresses.
     this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.mtuPlan.linkMtu, optimistic: c.optimisticDad });
     this.leaseDad = new LeaseDad({ rng, clock, optimistic: c.optimisticDad });
-    this.rs = new RouterSolicitor({ rng, source: this.linkLocal });
+    // Issue 16 item 10: no random delay before the first RS (RFC 4861 6.3.7's SHOULD spreads
+    // many hosts starting on one link; a PPP link has one, and reconnects are already
+    // jittered). l2tpns's one RA at IPV6CP open can arrive before our IPV6CP is open
+    // and be lost, so the RS is what brings the RA: at once, not 0-1 s later.
+    this.rs = new RouterSolicitor({ rng, source: this.linkLocal, maxDelayMs: 0 });
     this.dhcp = new Dhcp6Client({
       duid: this.d.duid,
       linkLocal: this.linkLocal,
