@@ -324,7 +324,10 @@ export class Agent {
   }
 
   private async dialUdp(r: DialRequest): Promise<ConnectionLike> {
-    const transport = await openDataTransport(r.sc, r.local);
+    // Issue 16 item 7: an SCCRP from another SC address is admitted only with a tunnel secret (the LAC's Challenge proves it).
+    const acceptOtherAddress = this.d.config.scAnswerFromOtherAddress && this.d.secrets.tunnelSecret !== undefined;
+    if (this.d.config.scAnswerFromOtherAddress && !acceptOtherAddress) this.log.warn('scAnswerFromOtherAddress needs tunnelSecret: only the dialled address is answered');
+    const transport = await openDataTransport(r.sc, r.local, { acceptOtherAddress });
     return new Connection(r.sc, {
       config: { ...this.d.config, helloInterval: r.keepalive.helloInterval, lcpEchoInterval: r.keepalive.lcpEchoInterval },
       secrets: this.d.secrets,

@@ -207,9 +207,14 @@ export class Connection {
         return;
       case 'peer-address':
         this.d.transport.retarget(a.from);
-        if (a.from !== `${this.sc.address}:${this.sc.port}`) this.log.info({ from: a.from }, 'SC answers from another port; following it');
+        if (a.from !== `${this.sc.address}:${this.sc.port}`) this.log.info({ from: a.from }, 'SC answers from another port or address; following it');
         return;
       case 'tunnel-up':
+        // Issue 16 item 7: another address of the SC only with tunnel authentication (the transport admits it only then; belt and braces).
+        if (this.d.transport.remote.address !== this.sc.address && !a.info.authenticated) {
+          this.fail({ layer: 'tunnel', reason: `the SC answered from ${this.d.transport.remote.address} without tunnel authentication` });
+          return;
+        }
         this.d.emit({
           type: 'progress',
           layer: 'tunnel',

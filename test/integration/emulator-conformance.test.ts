@@ -157,4 +157,32 @@ describe('agent against SC behaviours of issue 16', { skip }, () => {
     await emu.waitEvent((e) => e.type === 'ppp' && e.ppp.type === 'dhcp' && e.ppp.message === 'Solicit', 10_000, 'Solicit');
     await a.waitLog(/\(SLAAC/, 10_000);
   });
+
+  // An LNS behind a VIP that answers from its own address (RFC 2661 8.1).
+  test('SCCRP from another SC address: dropped by default; followed with scAnswerFromOtherAddress and a tunnel secret', async (t) => {
+    const lay = layout(t);
+    lay.sc.ip(['addr', 'add', '192.0.2.3/24', 'dev', lay.scDev]);
+    await emulator(t, lay, { replyAddress: '192.0.2.3', secret: 'tunnel-secret' });
+    const strict = agent(t, lay, ['--tunnel-secret', 'tunnel-secret']);
+    const end = Date.now() + 15_000;
+    let drops = 0;
+    while (drops === 0 && Date.now() < end) {
+      try {
+        drops = (await strict.status()).counters.drops['transport.foreign-source'] ?? 0;
+      } catch {
+        /* socket not there yet */
+      }
+      if (drops === 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(drops > 0, 'the reply from 192.0.2.3 is dropped');
+    assert.notEqual((await strict.status()).state, 'up');
+    await strict.stop();
+    const noSecret = agent(t, lay, ['--sc-answer-from-other-address']);
+    await noSecret.waitLog(/needs tunnelSecret/, 15_000);
+    await noSecret.stop();
+    const a = agent(t, lay, ['--tunnel-secret', 'tunnel-secret', '--sc-answer-from-other-address']);
+    const st = await a.waitState('up', 20_000);
+    assert.equal(st.sc?.address, '192.0.2.3');
+    await a.waitLog(/authenticated/, 1000);
+  });
 });

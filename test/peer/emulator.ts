@@ -86,6 +86,8 @@ export interface EmulatorOptions {
   extraAvps?: ExtraAvp[];
   /** Answer the SCCRQ (and the rest of the tunnel) from another port: a number, or 0 for an ephemeral one. */
   replyPort?: number;
+  /** Answer the SCCRQ (and the rest of the tunnel) from this other address of ours (RFC 2661 8.1: a VIP or loopback source). */
+  replyAddress?: string;
   impair?: ImpairRule[];
   triggers?: Trigger[];
   /** PPP side; false runs L2TP only. */
@@ -534,14 +536,14 @@ export class Emulator {
   private newTunnel(peerId: number, rinfo: dgram.RemoteInfo, mainSock: EmuSocket): Tunnel {
     let sock = mainSock;
     let ownSocket = false;
-    if (this.opts.replyPort !== undefined) {
+    if (this.opts.replyPort !== undefined || this.opts.replyAddress !== undefined) {
       const ds = dgram.createSocket(isIP(rinfo.address) === 6 ? 'udp6' : 'udp4');
       sock = ds;
       ownSocket = true;
       ds.on('message', (m, r) => this.onDatagram(m, r, ds));
       ds.on('error', () => this.counters.badDatagrams++);
       // Sends issued before the bind completes are queued by dgram.
-      ds.bind(this.opts.replyPort, this.opts.host ?? '127.0.0.1');
+      ds.bind(this.opts.replyPort ?? 0, this.opts.replyAddress ?? this.opts.host ?? '127.0.0.1');
     }
     const t: Tunnel = {
       localId: this.nextTunnelId++,
