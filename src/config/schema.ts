@@ -57,6 +57,7 @@ export interface Config {
   // --- RFC conformance (issue 16) ---
   optimisticDad: boolean;
   scAnswerFromOtherAddress: boolean;
+  sdpOfferFile?: string;
 }
 
 export type FieldKind = 'int' | 'number' | 'string' | 'enum' | 'bool' | 'list' | 'lan';
@@ -234,6 +235,12 @@ export const FIELDS: readonly Field[] = [
     kind: 'bool',
     default: false,
     doc: 'accept the SCCRP from another address of the SC (RFC 2661 8.1: VIP, anycast, loopback source) when tunnel authentication (tunnelSecret) proves it is the SC; off, only the dialled address is answered (docs/CONFORMANCE.md)',
+  },
+  {
+    key: 'sdpOfferFile',
+    kind: 'string',
+    arg: 'FILE',
+    doc: 'write an SDP offer (draft-tveretin-dispatch-l2tp-sdp) naming the bound tunnel socket to FILE before each dial from a new address or port; a WAN address change makes a re-offer',
   },
 ];
 

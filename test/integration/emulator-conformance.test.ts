@@ -1,4 +1,8 @@
 import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseSdp } from '../../src/sdp/sdp';
 import { describe, test } from 'node:test';
 import { scLayout, type ScLayout } from '../lab/topology';
 import { AgentProc, type LogLine } from '../helpers/agent-proc';
@@ -184,5 +188,28 @@ describe('agent against SC behaviours of issue 16', { skip }, () => {
     const st = await a.waitState('up', 20_000);
     assert.equal(st.sc?.address, '192.0.2.3');
     await a.waitLog(/authenticated/, 1000);
+  });
+
+  // A signalling system whose answer names the SC by DNS name (RFC 8866 allows it in c=).
+  test('SDP: an answer with a DNS name in c= is resolved; the offer written names the bound tunnel socket', async (t) => {
+    const lay = layout(t);
+    // `ip netns exec` puts /etc/netns/<name>/hosts over /etc/hosts: the name resolves only in cpe.
+    const etc = `/etc/netns/${lay.cpe.name}`;
+    mkdirSync(etc, { recursive: true });
+    t.after(() => rmSync(etc, { recursive: true, force: true }));
+    writeFileSync(join(etc, 'hosts'), `127.0.0.1 localhost\n${lay.scAddress} sc.example.net\n`);
+    await emulator(t, lay, {});
+    const dir = mkdtempSync(join(tmpdir(), 'softwire-sdp-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const answer = join(dir, 'answer.sdp');
+    writeFileSync(answer, 'v=0\r\no=- 1 1 IN IP4 sc.example.net\r\ns=-\r\nc=IN IP4 sc.example.net\r\nt=0 0\r\nm=application 1701 UDP l2tp\r\n');
+    const offerFile = join(dir, 'offer.sdp');
+    const a = AgentProc.start(lay.cpe, ['--sc-sdp', answer, '--sdp-offer-file', offerFile, '--user', 'cpe1', '--reconnect-initial', '0.2'], { password: 'secret1' });
+    t.after(() => a.stop());
+    const st = await a.waitState('up', 20_000);
+    assert.equal(st.sc?.address, lay.scAddress);
+    const offer = parseSdp(readFileSync(offerFile, 'utf8'));
+    assert.equal(offer.connection?.address, lay.cpeAddress);
+    assert.equal(offer.media[0]!.port, st.local?.port, 'the port the SCCRQ left from, not 1701');
   });
 });

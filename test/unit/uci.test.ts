@@ -188,6 +188,7 @@ describe('option mapping', () => {
     // --- RFC conformance (issue 16) ---
     optimistic_dad: ['0', false],
     sc_answer_from_other_address: ['1', true],
+    sdp_offer_file: ['/tmp/softwire-offer.sdp', '/tmp/softwire-offer.sdp'],
   };
   /** Secret files: one of each pair per config, so they get their own case. */
   const FILES: Record<string, [UciValue, unknown]> = {
