@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseSdp } from '../../src/sdp/sdp';
 import { describe, test } from 'node:test';
 import { scLayout, type ScLayout } from '../lab/topology';
+import { link, waitFor } from '../lab/netns';
 import { AgentProc, type LogLine } from '../helpers/agent-proc';
 import type { EmulatorScript } from '../peer/emulator-main';
 import { EmulatorProc } from '../peer/emulator-proc';
@@ -211,5 +212,22 @@ describe('agent against SC behaviours of issue 16', { skip }, () => {
     const offer = parseSdp(readFileSync(offerFile, 'utf8'));
     assert.equal(offer.connection?.address, lay.cpeAddress);
     assert.equal(offer.media[0]!.port, st.local?.port, 'the port the SCCRQ left from, not 1701');
+  });
+
+  test('router mode: the SC\'s MRU (1400) reaches the LAN in the RA MTU option', async (t) => {
+    const lay = layout(t);
+    const lanHost = lay.topo.ns('lan');
+    const veth = link(lay.cpe, undefined, lanHost, undefined);
+    lanHost.sysctl('net.ipv6.conf.all.forwarding', '0');
+    lanHost.sysctl(`net.ipv6.conf.${veth.b}.accept_ra`, '2');
+    await emulator(t, lay, { ppp: { mru: 1400, dhcp: { prefix: '2001:db8:100::/56' } } });
+    const a = agent(t, lay, ['--mode', 'router', '--lan', veth.a, '--ra', 'builtin']);
+    await a.waitState('up', 20_000);
+    await a.waitLog(/^LAN numbered from 2001:db8:100::\/56/, 15_000);
+    const mtu = await waitFor('LAN host MTU from the RA', 15_000, () => {
+      const m = lanHost.exec('sysctl', ['-n', `net.ipv6.conf.${veth.b}.mtu`]).trim();
+      return m === '1400' ? m : null;
+    });
+    assert.equal(mtu, '1400');
   });
 });
