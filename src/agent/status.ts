@@ -14,11 +14,9 @@ export interface DelegatedPrefixStatus {
   validUntil: string | null;
 }
 
-export interface LanStatus {
-  ifname: string;
-  prefix: string;
-  address: string;
-}
+/** One LAN's numbering; defined with the provisioner that fills it in (a lower layer). */
+export type { LanStatus } from '../lan/provisioner';
+import type { LanStatus } from '../lan/provisioner';
 
 export interface Status {
   state: AgentState;
@@ -58,6 +56,10 @@ export interface Status {
   lastError: { at: string; layer: string; message: string } | null;
   /** Keepalive timers in force for the current attempt (they adapt to a NATed WAN address); null before the first dial. */
   keepalive?: KeepaliveStatus | null;
+  /** When the current attempt reached each setup milestone (ISO times; null: not yet). */
+  phases?: Record<'dial' | 'tunnel' | 'session' | 'lcp' | 'auth' | 'ncp' | 'address' | 'prefix', string | null> | null;
+  /** Up, but something the SC should provide did not come in time (e.g. "no delegated prefix ..."); null when whole. */
+  degraded?: string | null;
 }
 
 export interface KeepaliveStatus {
@@ -89,5 +91,7 @@ export function emptyStatus(now = new Date()): Status {
     reconnects: 0,
     lastError: null,
     keepalive: null,
+    phases: null,
+    degraded: null,
   };
 }

@@ -58,6 +58,13 @@ export interface Config {
   optimisticDad: boolean;
   scAnswerFromOtherAddress: boolean;
   sdpOfferFile?: string;
+  // --- Setup deadlines and readiness (issue 15: orchestration) ---
+  sccrpTimeout: number;
+  icrpTimeout: number;
+  lcpTimeout: number;
+  authTimeout: number;
+  ncpTimeout: number;
+  provisionWait: number;
 }
 
 export type FieldKind = 'int' | 'number' | 'string' | 'enum' | 'bool' | 'list' | 'lan';
@@ -241,6 +248,21 @@ export const FIELDS: readonly Field[] = [
     kind: 'string',
     arg: 'FILE',
     doc: 'write an SDP offer (draft-tveretin-dispatch-l2tp-sdp) naming the bound tunnel socket to FILE before each dial from a new address or port; a WAN address change makes a re-offer',
+  },
+  // --- Setup deadlines and readiness (issue 15: orchestration) ---
+  { key: 'sccrpTimeout', kind: 'number', default: 20, min: 1, max: 600, arg: 'S', doc: 'longest wait for the SC\'s SCCRP after SCCRQ (an SC that acknowledges and never answers); then StopCCN and back off' },
+  { key: 'icrpTimeout', kind: 'number', default: 20, min: 1, max: 600, arg: 'S', doc: 'longest wait for the SC\'s ICRP after ICRQ; then StopCCN and back off' },
+  { key: 'lcpTimeout', kind: 'number', default: 30, min: 1, max: 600, arg: 'S', doc: 'longest wait for LCP to open once the session is up' },
+  { key: 'authTimeout', kind: 'number', default: 30, min: 1, max: 600, arg: 'S', doc: 'longest wait for PAP/CHAP to finish once LCP is open (RADIUS behind the SC may be slow)' },
+  { key: 'ncpTimeout', kind: 'number', default: 30, min: 1, max: 600, arg: 'S', doc: 'longest wait for IPV6CP/IPCP to open after authentication' },
+  {
+    key: 'provisionWait',
+    kind: 'number',
+    default: 10,
+    min: 0,
+    max: 600,
+    arg: 'S',
+    doc: 'after the NCPs are up, longest wait for a global address, default route, DNS and (router) delegated prefix before reporting up with a "degraded" reason',
   },
 ];
 

@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { META_FAMILY, META_FLAGS, META_LENGTH, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../native/addon';
 import { formatAddress, parseAddress } from '../ipv6/address';
 import { ScSourceGate } from '../l2tp/sc-gate';
-import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../agent/transport';
+import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../io/udp-socket';
 
 /**
  * The tunnel's UDP socket owned by the native addon: recvmmsg into a reused ring on

@@ -158,9 +158,17 @@ describe('agent against SC behaviours of issue 16', { skip }, () => {
     const lay = layout(t);
     const emu = await emulator(t, lay, { ppp: { ra: { managed: false, other: false } } });
     const a = agent(t, lay, ['--mode', 'host']);
-    await a.waitState('up', 20_000);
+    const gaveUp = (): boolean => a.lines.some((l) => l.msg === 'DHCPv6' && l.reason === 'no-server');
+    const st = await a.waitState('up', 20_000);
+    // The probe asks a server the SC did not announce: "up" (SLAAC address, route) does not wait ~7 s for it to give up.
+    assert.ok(!gaveUp(), `up only after the probe gave up:\n${a.tail()}`);
+    assert.equal(st.degraded ?? null, null);
     await emu.waitEvent((e) => e.type === 'ppp' && e.ppp.type === 'dhcp' && e.ppp.message === 'Solicit', 10_000, 'Solicit');
     await a.waitLog(/\(SLAAC/, 10_000);
+    // Bounded: HOST_PROBE_SOLICITS Solicits, then the host stops asking.
+    await waitFor('probe gives up', 20_000, () => (gaveUp() ? true : null));
+    const solicits = emu.events.filter((e) => e.type === 'ppp' && e.ppp.type === 'dhcp' && e.ppp.message === 'Solicit').length;
+    assert.ok(solicits >= 1 && solicits <= 3, `${solicits} Solicits`);
   });
 
   // An LNS behind a VIP that answers from its own address (RFC 2661 8.1).

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { Agent, type ConnectionLike, type DialRequest } from '../../src/agent/agent';
 import type { DownInfo } from '../../src/agent/connection';
-import type { Endpoint } from '../../src/agent/transport';
+import type { Endpoint } from '../../src/io/udp-socket';
 import type { Status } from '../../src/agent/status';
 import { resolveConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
@@ -241,7 +241,7 @@ test('down holds the softwire down until up; reconnect dials at once', async (t)
   assert.deepEqual(await h.agent.request({ cmd: 'down' }), { ok: true, message: 'taking the softwire down' });
   await settle();
   assert.equal(h.agent.state, 'down');
-  assert.equal(h.conns[0]!.stoppedWith, 2000, 'administrative down says goodbye properly');
+  assert.equal(h.conns[0]!.stoppedWith, 2400, 'administrative down says goodbye properly');
   h.clock.advance(3600_000);
   await settle();
   assert.equal(h.conns.length, 1, 'no dial while administratively down');
@@ -255,7 +255,7 @@ test('down holds the softwire down until up; reconnect dials at once', async (t)
   await h.agent.request({ cmd: 'reconnect' });
   await settle();
   assert.equal(h.conns.length, 3, 'reconnect dials again without backoff');
-  assert.equal(h.conns[1]!.stoppedWith, 2000);
+  assert.equal(h.conns[1]!.stoppedWith, 2400);
   assert.equal(h.agent.status().reconnects, 1);
 });
 
@@ -375,7 +375,7 @@ test('reload: a live setting applies without reconnecting; a protocol setting or
   assert.equal(h.agent.reload({ ...base, logLevel: 'debug' }, { password: 'new' }), true, 'a changed secret needs a new login');
   await settle();
   assert.equal(h.conns.length, 2);
-  assert.equal(h.conns[0]!.stoppedWith, 2000);
+  assert.equal(h.conns[0]!.stoppedWith, 2400);
   h.conns[1]!.up();
   await settle();
   assert.equal(h.agent.reload({ ...base, logLevel: 'debug', helloInterval: 30 }, { password: 'new' }), true);
