@@ -219,10 +219,14 @@ export class Connection {
     }
     if (core === 'ppp' && this.ppp) this.feed({ type: 'ppp-phase', phase: this.ppp.phase });
     if (core === 'dhcp6' && this.dhcp) {
-      const st = this.dhcp.status().state;
+      const ds = this.dhcp.status();
+      const st = ds.state;
       // A host's M=O=0 probe (issue 16 item 1) asks a server the SC did not announce: "up" does not wait for it.
+      // Nor does a Solicit the server already answered with no lease (RFC 8415 18.2.9: that Advertise, and
+      // its DNS, is ignored): it keeps soliciting for an IA_NA on its backoff but will not bring DNS soon.
+      const leaseless = st === 'soliciting' && (ds.counters.ignored['advertise-without-leases'] ?? 0) > 0;
       const probing = this.dhcpProbe && st === 'soliciting';
-      this.feed({ type: 'dns-pending', pending: !probing && (st === 'soliciting' || st === 'requesting' || st === 'informing') });
+      this.feed({ type: 'dns-pending', pending: !probing && !leaseless && (st === 'soliciting' || st === 'requesting' || st === 'informing') });
     }
     if (core === 'l2tp' && this.acked && this.lac.status().tunnel.unacknowledged === 0) {
       const done = this.acked;
