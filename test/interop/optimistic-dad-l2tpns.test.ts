@@ -60,7 +60,12 @@ describe('Optimistic DAD against l2tpns', { skip }, () => {
     // Behaviour, not timing: with it on, the address is installed (deprecated) while DAD runs, then again when DAD passes.
     const lines = on.a.lines.filter((l) => /^address .*\(SLAAC/.test(l.msg)).map((l) => l.msg);
     assert.match(lines[0] ?? '', /optimistic while DAD runs/);
-    await on.a.waitLog(/^address .*\(SLAAC\)$/, 5000);
+    const dadDone = await on.a.waitLog(/^address .*\(SLAAC\)$/, 5000);
+    // The Optimistic address counts as usable: the agent reports "up" while DAD still runs (issue 15's readiness rule).
+    const up = await on.a.waitLog(/^softwire up$/, 10_000);
+    const ipv6cp = on.a.find(/^IPV6CP up/)!;
+    t.diagnostic(`IPV6CP up -> agent "up": optimistic on ${time(up) - time(ipv6cp)} ms; DAD done after ${time(dadDone) - time(ipv6cp)} ms`);
+    assert.ok(time(up) < time(dadDone), `"up" at ${up.time} waited for DAD (${dadDone.time})`);
     assert.ok(!off.a.find(/optimistic/), 'off: no optimistic install');
     assert.ok(on.ms < off.ms, `optimistic ${on.ms} ms is not sooner than ${off.ms} ms`);
   });
