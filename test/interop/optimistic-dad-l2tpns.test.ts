@@ -65,7 +65,7 @@ describe('Optimistic DAD against l2tpns', { skip }, () => {
     const up = await on.a.waitLog(/^softwire up$/, 10_000);
     const ipv6cp = on.a.find(/^IPV6CP up/)!;
     t.diagnostic(`IPV6CP up -> agent "up": optimistic on ${time(up) - time(ipv6cp)} ms; DAD done after ${time(dadDone) - time(ipv6cp)} ms`);
-    assert.ok(time(up) < time(dadDone), `"up" at ${up.time} waited for DAD (${dadDone.time})`);
+    assert.ok(time(up) < time(dadDone), `"up" at ${up.time} waited for DAD (${dadDone.time}):\n${on.a.tail(40)}`);
     assert.ok(!off.a.find(/optimistic/), 'off: no optimistic install');
     assert.ok(on.ms < off.ms, `optimistic ${on.ms} ms is not sooner than ${off.ms} ms`);
   });
