@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { META_FAMILY, META_FLAGS, META_LENGTH, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../native/addon';
+import { META_FAMILY, META_FLAGS, META_LENGTH, META_OFFSET, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../native/addon';
 import { parseAddress } from '../ipv6/address';
 import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../agent/transport';
 
@@ -36,6 +36,9 @@ export interface DatagramSink {
 const BATCH = 64;
 /** A slot takes any datagram a 9000-byte path could carry. */
 const SLOT = 9216;
+/** With UDP GRO a slot takes a train of up to 64 KB (up to 64 datagrams, one entry each). */
+const GRO_BATCH = 8;
+const GRO_SLOT = 65536;
 const SOCKET_BUFFER = 4 << 20;
 
 export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implements DatagramTransport {
@@ -61,12 +64,18 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
     this.listen((count) => this.onSlots(count));
   }
 
-  /** Opens a socket for `sc`, bound to `localAddress` (any if omitted) and an ephemeral port. */
-  static async open(sc: Endpoint, localAddress?: string): Promise<NativeUdpTransport> {
+  /**
+   * Opens a socket for `sc`, bound to `localAddress` (any if omitted) and an ephemeral
+   * port; with `offload`, UDP GSO/GRO where the kernel has them.
+   */
+  static async open(sc: Endpoint, localAddress?: string, offload = false): Promise<NativeUdpTransport> {
     const family = isIP(sc.address);
     if (family === 0) throw new Error(`SC address "${sc.address}" is not an IP address`);
     const bindTo = localAddress ?? (family === 6 ? '::' : '0.0.0.0');
-    return new NativeUdpTransport(addon().udpOpen(bindTo, 0, BATCH, SLOT, SOCKET_BUFFER), sc);
+    const h = offload
+      ? addon().udpOpen(bindTo, 0, GRO_BATCH, GRO_SLOT, SOCKET_BUFFER, true)
+      : addon().udpOpen(bindTo, 0, BATCH, SLOT, SOCKET_BUFFER);
+    return new NativeUdpTransport(h, sc);
   }
 
   private count(reason: string): void {
@@ -74,7 +83,7 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
   }
 
   private onSlots(count: number): void {
-    const { ring, meta, addrs, slotSize } = this.handle;
+    const { ring, meta, addrs } = this.handle;
     const stride = this.native.META_STRIDE;
     const sink = this.sink;
     sink?.begin();
@@ -88,7 +97,7 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
         this.count('foreign-source');
         continue;
       }
-      const off = slot * slotSize;
+      const off = meta[m + META_OFFSET]!;
       const len = meta[m + META_LENGTH]!;
       if (sink) {
         if (sink.take(ring, off, len)) continue;
@@ -158,11 +167,11 @@ function addressBytes(address: string): Buffer {
  * The transport the agent should use: the native one, or Node's dgram one when the
  * addon cannot be loaded (the control plane still works; the data path is slower).
  */
-export async function openDataTransport(sc: Endpoint, localAddress?: string): Promise<DatagramTransport> {
+export async function openDataTransport(sc: Endpoint, localAddress?: string, offload = false): Promise<DatagramTransport> {
   try {
     addon();
   } catch {
     return UdpTransport.open(sc, localAddress);
   }
-  return NativeUdpTransport.open(sc, localAddress);
+  return NativeUdpTransport.open(sc, localAddress, offload);
 }
