@@ -324,7 +324,7 @@ export class Agent {
   }
 
   private async dialUdp(r: DialRequest): Promise<ConnectionLike> {
-    const transport = await openDataTransport(r.sc, r.local);
+    const transport = await openDataTransport(r.sc, r.local, this.d.config.offloads);
     return new Connection(r.sc, {
       config: { ...this.d.config, helloInterval: r.keepalive.helloInterval, lcpEchoInterval: r.keepalive.lcpEchoInterval },
       secrets: this.d.secrets,

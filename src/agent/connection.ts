@@ -15,6 +15,7 @@ import type { Endpoint } from './transport';
 import { DataCounters } from '../dataplane/counters';
 import { Dataplane, type FrameTun, type TunBatch } from '../dataplane/dataplane';
 import { type DatagramTransport, NativeUdpTransport } from '../dataplane/udp';
+import { type OffloadEdge, offloadStatus } from '../dataplane/offloads';
 import { Installer } from './installer';
 import type { Status } from './status';
 
@@ -599,7 +600,9 @@ export class Connection {
     const { drops: l2drops, ...l2 } = l.counters;
     s.counters.l2tp = { ...l2 };
     s.counters.drops = { ...prefixKeys('l2tp', l2drops), ...prefixKeys('transport', this.d.transport.drops), ...prefixKeys('data', this.counters.drops) };
-    s.counters.data = this.counters.snapshot();
+    const off = offloadStatus(this.tun as OffloadEdge | null, this.d.transport as OffloadEdge);
+    s.counters.data = { ...this.counters.snapshot(), ...off.counters };
+    s.offloads = off.offloads;
     if (this.ppp) {
       const p = this.ppp.status();
       s.ppp = {

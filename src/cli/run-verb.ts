@@ -120,7 +120,7 @@ async function runAgent(cmd: Command): Promise<number> {
     log,
     netlink,
     sysctl: new Sysctl(),
-    openTun: (name) => TunDevice.open(name),
+    openTun: (name) => TunDevice.open(name, { offload: config.offloads }),
     duid,
     previousPrefix: state.lastPrefix,
     savePrefix: (p) => {
