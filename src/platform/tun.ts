@@ -16,8 +16,8 @@ export interface TunOptions {
 }
 
 /** Ring for an offloading TUN: room for one 64 KB super-packet cut at TCP's smallest MSS, and more. */
-const OFFLOAD_BATCH = 2048;
-const OFFLOAD_SLOT = 1024;
+const OFFLOAD_BATCH = 1536;
+const OFFLOAD_SLOT = 512;
 
 /**
  * The packets of one wake-up, all in one buffer that is reused for the next wake-up.
