@@ -74,8 +74,11 @@ type Test = 'tcp1' | 'tcp1r' | 'tcp4' | 'udp64';
 const TESTS: Test[] = ['tcp1', 'tcp1r', 'tcp4', 'udp64'];
 interface Sample {
   value: number; // Mbit/s for TCP, packets/s for UDP
-  /** CPU seconds of the agent (or the cpe relay) during the test. */
+  /** CPU seconds of the agent (or the cpe relay) during the test, and the system part of it. */
   agentCpuS: number | null;
+  agentSysS: number | null;
+  /** TUN read/write system calls of the agent during the test. */
+  agentRw: number | null;
   scCpu: number | null;
   secs: number;
   /** TCP: bytes received; UDP: packets received. */
@@ -93,9 +96,21 @@ const median = (xs: number[]): number => {
 };
 
 function cpuTicks(pid: number): number {
+  const [u, s] = userSys(pid);
+  return u + s;
+}
+
+/** utime and stime (fields 14, 15): user time is ours, system time the kernel's work in our context. */
+function userSys(pid: number): [number, number] {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
+  return [Number(f[11]), Number(f[12])];
+}
+
+/** read-like plus write-like system calls (/proc/PID/io): the TUN reads and writes (socket calls are not counted there). */
+function rwCalls(pid: number): number {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  return Number(/syscr: (\d+)/.exec(io)?.[1] ?? NaN) + Number(/syscw: (\d+)/.exec(io)?.[1] ?? NaN);
 }
 
 function statusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
@@ -124,7 +139,8 @@ async function iperf(env: Env, test: Test): Promise<Sample> {
   const srv = env.sc.spawn('iperf3', ['-s', '-1', '-B', FAR]);
   await new Promise((r) => setTimeout(r, 300));
   const { agentPid, scPid } = env;
-  const a0 = agentPid ? cpuTicks(agentPid) : 0;
+  const a0 = agentPid ? userSys(agentPid) : [0, 0];
+  const rw0 = agentPid ? rwCalls(agentPid) : 0;
   const s0 = scPid ? cpuTicks(scPid) : 0;
   const m0 = machineTicks();
   const l1 = load1();
@@ -141,7 +157,10 @@ async function iperf(env: Env, test: Test): Promise<Sample> {
   clearInterval(sampler);
   const secs = (Date.now() - t0) / 1000;
   const m1 = machineTicks();
-  const agentCpuS = agentPid ? (cpuTicks(agentPid) - a0) / HZ : null;
+  const a1 = agentPid ? userSys(agentPid) : [0, 0];
+  const agentCpuS = agentPid ? (a1[0]! + a1[1]! - a0[0]! - a0[1]!) / HZ : null;
+  const agentSysS = agentPid ? (a1[1]! - a0[1]!) / HZ : null;
+  const agentRw = agentPid ? rwCalls(agentPid) - rw0 : null;
   const scCpu = scPid ? ((cpuTicks(scPid) - s0) / HZ / secs) * 100 : null;
   await new Promise((r) => (srv.exitCode !== null ? r(null) : srv.on('exit', r)));
   const j = JSON.parse(out) as {
@@ -152,10 +171,10 @@ async function iperf(env: Env, test: Test): Promise<Sample> {
   const busyPct = ((m1[0] - m0[0]) / Math.max(1, m1[1] - m0[1])) * 100;
   if (test === 'udp64') {
     const packets = j.end.sum!.packets - j.end.sum!.lost_packets;
-    return { value: packets / j.end.sum!.seconds, agentCpuS, scCpu, secs, bytes: packets * 64, packets, agentRssMb: agentPid ? peak : null, busyPct, load1: l1 };
+    return { value: packets / j.end.sum!.seconds, agentCpuS, agentSysS, agentRw, scCpu, secs, bytes: packets * 64, packets, agentRssMb: agentPid ? peak : null, busyPct, load1: l1 };
   }
   const b = j.end.sum_received!.bytes;
-  return { value: j.end.sum_received!.bits_per_second / 1e6, agentCpuS, scCpu, secs, bytes: b, packets: b / (TUN_MTU - 40), agentRssMb: agentPid ? peak : null, busyPct, load1: l1 };
+  return { value: j.end.sum_received!.bits_per_second / 1e6, agentCpuS, agentSysS, agentRw, scCpu, secs, bytes: b, packets: b / (TUN_MTU - 40), agentRssMb: agentPid ? peak : null, busyPct, load1: l1 };
 }
 
 const results = Object.fromEntries(SCENARIOS.map((s) => [s, Object.fromEntries(TESTS.map((t) => [t, []]))])) as unknown as Record<Scenario, Record<Test, Sample[]>>;
@@ -338,11 +357,11 @@ function med(s: Scenario, t: Test, f: (x: Sample) => number | null): number {
   return median(xs);
 }
 
-/** CPU seconds per GB (TCP) or per million packets (UDP), from the summed samples. */
-function cost(s: Scenario, t: Test): number {
+/** CPU seconds (or another per-sample quantity) per GB (TCP) or per million packets (UDP), from the summed samples. */
+function cost(s: Scenario, t: Test, f: (x: Sample) => number | null = (x) => x.agentCpuS): number {
   const xs = results[s][t];
-  if (!xs.length || xs[0]!.agentCpuS === null) return NaN;
-  const cpu = xs.reduce((a, x) => a + x.agentCpuS!, 0);
+  if (!xs.length || f(xs[0]!) === null) return NaN;
+  const cpu = xs.reduce((a, x) => a + f(x)!, 0);
   return t === 'udp64' ? cpu / (xs.reduce((a, x) => a + x.packets, 0) / 1e6) : cpu / (xs.reduce((a, x) => a + x.bytes, 0) / 1e9);
 }
 
@@ -351,8 +370,8 @@ const kernelOf = (s: Scenario): Scenario => (s.includes('router') ? 'kernel-rout
 
 function render(): string {
   const rows = [
-    '| scenario | test | median | vs C relay | vs kernel | agent CPU % | agent CPU-s per GB (TCP) / per Mpkt (UDP) | SC CPU % | agent RSS MB (peak) | machine busy % | load1 |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| scenario | test | median | vs C relay | vs kernel | agent CPU % | agent CPU-s per GB (TCP) / per Mpkt (UDP) | of which system | TUN read+write calls per GB / Mpkt | SC CPU % | agent RSS MB (peak) | machine busy % | load1 |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const s of SCENARIOS) {
     for (const t of TESTS) {
@@ -366,7 +385,7 @@ function render(): string {
       const unit = t === 'udp64' ? 'pps' : 'Mbit/s';
       const cpuPct = med(s, t, (x) => (x.agentCpuS === null ? null : (x.agentCpuS / x.secs) * 100));
       rows.push(
-        `| ${s} | ${t} | ${fmt(v)} ${unit} | ${ratio(baseline(s))} | ${ratio(kernelOf(s))} | ${fmt(cpuPct)} | ${fmt(cost(s, t), 2)} | ${fmt(med(s, t, (x) => x.scCpu))} | ${fmt(med(s, t, (x) => x.agentRssMb), 1)} | ${fmt(med(s, t, (x) => x.busyPct))} | ${fmt(med(s, t, (x) => x.load1), 2)} |`,
+        `| ${s} | ${t} | ${fmt(v)} ${unit} | ${ratio(baseline(s))} | ${ratio(kernelOf(s))} | ${fmt(cpuPct)} | ${fmt(cost(s, t), 2)} | ${fmt(cost(s, t, (x) => x.agentSysS), 2)} | ${fmt(cost(s, t, (x) => x.agentRw))} | ${fmt(med(s, t, (x) => x.scCpu))} | ${fmt(med(s, t, (x) => x.agentRssMb), 1)} | ${fmt(med(s, t, (x) => x.busyPct))} | ${fmt(med(s, t, (x) => x.load1), 2)} |`,
       );
     }
   }
