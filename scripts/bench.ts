@@ -81,7 +81,7 @@ interface Sample {
   agentRw: number | null;
   scCpu: number | null;
   secs: number;
-  /** TCP: bytes received; UDP: packets received. */
+  /** Bytes received; packets the agent moved (UDP: from its status counters, or received where there is none). */
   bytes: number;
   packets: number;
   agentRssMb: number | null;
@@ -127,20 +127,50 @@ function machineTicks(): [number, number] {
 
 const load1 = (): number => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
+/** Resolves once iperf3 -s says it listens (or after 10 s: the client retries). */
+function listening(srv: ChildProcess): Promise<void> {
+  return new Promise((res) => {
+    const t = setTimeout(res, 10_000);
+    let seen = '';
+    srv.stdout!.on('data', (d: Buffer) => {
+      seen += d;
+      if (seen.includes('listening')) {
+        clearTimeout(t);
+        res();
+      }
+    });
+  });
+}
+
+/** Waits for a process to exit, killing it after `ms` (a server whose client never came). */
+function exited(p: ChildProcess, ms: number): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((res) => {
+    const t = setTimeout(() => p.kill(), ms);
+    p.on('exit', () => {
+      clearTimeout(t);
+      res();
+    });
+  });
+}
+
 interface Env {
   client: Netns;
   sc: Netns;
   agentPid?: number;
   scPid?: number;
+  /** Packets the agent moved so far (status: tunIn + tunOut); absent for the relay. */
+  moved?: () => Promise<number>;
   hwm(): number;
 }
 
 async function iperf(env: Env, test: Test): Promise<Sample> {
   const srv = env.sc.spawn('iperf3', ['-s', '-1', '-B', FAR]);
-  await new Promise((r) => setTimeout(r, 300));
+  await listening(srv);
   const { agentPid, scPid } = env;
   const a0 = agentPid ? userSys(agentPid) : [0, 0];
   const rw0 = agentPid ? rwCalls(agentPid) : 0;
+  const mv0 = env.moved ? await env.moved() : 0;
   const s0 = scPid ? cpuTicks(scPid) : 0;
   const m0 = machineTicks();
   const l1 = load1();
@@ -150,10 +180,16 @@ async function iperf(env: Env, test: Test): Promise<Sample> {
     if (agentPid) peak = Math.max(peak, statusMb(agentPid, 'VmRSS'));
   }, 200);
   const flags = test === 'udp64' ? ['-u', '-b', '0', '-l', '64'] : test === 'tcp4' ? ['-P', '4'] : test === 'tcp1r' ? ['-R'] : [];
-  const cli = env.client.spawn('iperf3', ['-c', FAR, '-t', String(SECONDS), '-J', ...flags]);
   let out = '';
-  cli.stdout!.on('data', (d: Buffer) => (out += d));
-  await new Promise((r) => cli.on('exit', r));
+  // A loaded machine can refuse the first connection (server not yet accepting): try again, it waits for one client.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    out = '';
+    const cli = env.client.spawn('iperf3', ['-c', FAR, '-t', String(SECONDS), '-J', ...flags]);
+    cli.stdout!.on('data', (d: Buffer) => (out += d));
+    await new Promise((r) => cli.on('exit', r));
+    if (!out.includes('unable to connect')) break;
+    await new Promise((r) => setTimeout(r, 500));
+  }
   clearInterval(sampler);
   const secs = (Date.now() - t0) / 1000;
   const m1 = machineTicks();
@@ -161,8 +197,9 @@ async function iperf(env: Env, test: Test): Promise<Sample> {
   const agentCpuS = agentPid ? (a1[0]! + a1[1]! - a0[0]! - a0[1]!) / HZ : null;
   const agentSysS = agentPid ? (a1[1]! - a0[1]!) / HZ : null;
   const agentRw = agentPid ? rwCalls(agentPid) - rw0 : null;
+  const moved = env.moved ? (await env.moved()) - mv0 : null;
   const scCpu = scPid ? ((cpuTicks(scPid) - s0) / HZ / secs) * 100 : null;
-  await new Promise((r) => (srv.exitCode !== null ? r(null) : srv.on('exit', r)));
+  await exited(srv, 10_000);
   const j = JSON.parse(out) as {
     error?: string;
     end: { sum_received?: { bits_per_second: number; bytes: number }; sum?: { packets: number; lost_packets: number; seconds: number } };
@@ -170,8 +207,10 @@ async function iperf(env: Env, test: Test): Promise<Sample> {
   if (j.error) throw new Error(`iperf3 ${test} to ${FAR}: ${j.error}`);
   const busyPct = ((m1[0] - m0[0]) / Math.max(1, m1[1] - m0[1])) * 100;
   if (test === 'udp64') {
-    const packets = j.end.sum!.packets - j.end.sum!.lost_packets;
-    return { value: packets / j.end.sum!.seconds, agentCpuS, agentSysS, agentRw, scCpu, secs, bytes: packets * 64, packets, agentRssMb: agentPid ? peak : null, busyPct, load1: l1 };
+    const received = j.end.sum!.packets - j.end.sum!.lost_packets;
+    // Cost per packet the agent handled (the SC may drop many of them); the relay has no counter: per packet received.
+    const packets = moved ?? received;
+    return { value: received / j.end.sum!.seconds, agentCpuS, agentSysS, agentRw, scCpu, secs, bytes: packets * 64, packets, agentRssMb: agentPid ? peak : null, busyPct, load1: l1 };
   }
   const b = j.end.sum_received!.bytes;
   return { value: j.end.sum_received!.bits_per_second / 1e6, agentCpuS, agentSysS, agentRw, scCpu, secs, bytes: b, packets: b / (TUN_MTU - 40), agentRssMb: agentPid ? peak : null, busyPct, load1: l1 };
@@ -292,7 +331,11 @@ async function withScenario(s: Scenario, body: (env: Env) => Promise<void>): Pro
       }
       const st = await a.status();
       offloadsSeen[s] = st.offloads ?? [];
-      env = { client, sc: lay.sc, agentPid: a.proc.pid, scPid, hwm: () => statusMb(a.proc.pid!, 'VmHWM') };
+      const moved = async () => {
+        const d = (await a.status()).counters.data;
+        return (d.tunIn ?? 0) + (d.tunOut ?? 0);
+      };
+      env = { client, sc: lay.sc, agentPid: a.proc.pid, scPid, moved, hwm: () => statusMb(a.proc.pid!, 'VmHWM') };
     }
     await body(env);
     hwm[s] = env.hwm();
