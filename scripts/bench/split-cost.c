@@ -52,7 +52,7 @@ int main(int argc, char **argv) {
       in[j].p = out + offs[j];
       in[j].len = (size_t)lens[j];
     }
-    joined += gro_coalesce(in, (uint32_t)k, outs);
+    joined += gro_coalesce(in, (uint32_t)k, outs, false);
   }
   double join = (now() - t) / n;
   printf("%.0f %.0f %ld %.0f %u\n", split * 1e9, sum * 1e9, segs / n, join * 1e9, (acc + joined) & 1);

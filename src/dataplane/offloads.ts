@@ -11,7 +11,7 @@ export interface OffloadEdge {
 }
 
 export interface OffloadStatus {
-  /** e.g. ['vnet-hdr', 'csum', 'tso4', 'tso6', 'uso4', 'uso6', 'tcp-coalesce', 'udp-gso', 'udp-gro']; [] is today's path. */
+  /** e.g. ['vnet-hdr', 'csum', 'tso4', 'tso6', 'uso4', 'uso6', 'tcp-coalesce', 'udp-coalesce', 'udp-gso', 'udp-gro']; [] is today's path. */
   offloads: string[];
   /** Counters by name, prefixed 'tun.' or 'udp.' (non-zero ones). */
   counters: Record<string, number>;

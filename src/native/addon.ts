@@ -84,12 +84,12 @@ export interface SoftwireAddon {
   udpSendFrames(h: NativeUdpHandle, headers: Uint8Array, headerLen: number, source: Uint8Array, desc: Int32Array, count: number): number;
   /** Writes `source[d[0] .. d[0]+d[1]]` for each descriptor to the TUN; returns how many were taken. */
   tunWriteFrames(h: NativeTunHandle, source: Uint8Array, desc: Int32Array, count: number): number;
-  /** The offloads a handle uses: TUN 'vnet-hdr', 'csum', 'tso4', 'tso6', 'uso4', 'uso6', 'tcp-coalesce'; UDP 'udp-gso', 'udp-gro'. */
+  /** The offloads a handle uses: TUN 'vnet-hdr', 'csum', 'tso4', 'tso6', 'uso4', 'uso6', 'tcp-coalesce', 'udp-coalesce'; UDP 'udp-gso', 'udp-gro'. */
   offloads(h: NativeHandle): string[];
   /** Test hook: cuts a virtio-net header + packet as a vnet TUN read would; a negative number is the reason it could not. */
   gsoSplit(vnetHeaderAndPacket: Uint8Array): Buffer[] | number;
-  /** Test hook: what a vnet TUN write of these packets sends, each a virtio-net header + packet. Edits the inputs. */
-  groCoalesce(packets: readonly Uint8Array[]): Buffer[];
+  /** Test hook: what a vnet TUN write (with USO when `udp`) of these packets sends, each a virtio-net header + packet. Edits the inputs. */
+  groCoalesce(packets: readonly Uint8Array[], udp?: boolean): Buffer[];
   readonly META_STRIDE: number;
   readonly DESC_STRIDE: number;
   readonly ADDR_STRIDE: number;

@@ -11,7 +11,8 @@
  *
  *   - gro_coalesce: the reverse for packets written to the TUN. Consecutive in-order
  *     TCP segments of one flow whose checksums verify are joined into one super-packet
- *     with a virtio-net header, so the kernel forwards one packet instead of many. A
+ *     with a virtio-net header, so the kernel forwards one packet instead of many; with
+ *     USO on the TUN, runs of equal-sized UDP datagrams of one flow likewise. A
  *     segment whose checksum fails is never joined (the kernel would recompute the
  *     checksum when it resegments and so hide the corruption); it goes out alone and
  *     the receiver drops it.
@@ -279,17 +280,24 @@ typedef struct {
 #define GRO_MAX_LEN 65535
 #define GRO_MAX_SEGS 64
 
-/* A TCP segment that can take part: plain ACK or PSH|ACK with data, valid checksum. */
-static bool gro_candidate(const uint8_t *p, size_t len, l4_loc *l) {
-  if (!locate_l4(p, len, l) || l->proto != 6 || (!l->v6 && l->iphl != 20)) return false;
+/* A segment that can take part: TCP plain ACK or PSH|ACK with data; with `udp`, a UDP
+ * datagram with data and a checksum (IPv4 may send none: that cannot be verified). The
+ * checksum must verify. */
+static bool gro_candidate(const uint8_t *p, size_t len, l4_loc *l, bool udp) {
+  if (!locate_l4(p, len, l) || (!l->v6 && l->iphl != 20)) return false;
   const uint8_t *t = p + l->iphl;
-  if ((t[13] & ~0x08) != 0x10 || len == (size_t)l->iphl + l->l4hl) return false;
-  return csum_finish(csum_add(pseudo_sum(p, l->v6, 6, (uint32_t)(len - l->iphl)), t, len - l->iphl)) == 0;
+  if (len == (size_t)l->iphl + l->l4hl) return false;
+  if (l->proto == 6) {
+    if ((t[13] & ~0x08) != 0x10) return false;
+  } else if (!udp || rd16(t + 4) != len - l->iphl || rd16(t + 6) == 0) {
+    return false;
+  }
+  return csum_finish(csum_add(pseudo_sum(p, l->v6, l->proto, (uint32_t)(len - l->iphl)), t, len - l->iphl)) == 0;
 }
 
 /* Same flow, same IP fields that GSO copies to every segment, same TCP header but for seq/flags/checksum. */
 static bool gro_same(const uint8_t *a, const uint8_t *b, const l4_loc *la, const l4_loc *lb) {
-  if (la->v6 != lb->v6 || la->l4hl != lb->l4hl) return false;
+  if (la->v6 != lb->v6 || la->proto != lb->proto || la->l4hl != lb->l4hl) return false;
   if (la->v6) {
     /* version/traffic class/flow label, next header, hop limit, addresses */
     if (memcmp(a, b, 4) != 0 || memcmp(a + 6, b + 6, 34) != 0) return false;
@@ -300,30 +308,36 @@ static bool gro_same(const uint8_t *a, const uint8_t *b, const l4_loc *la, const
       return false;
   }
   const uint8_t *ta = a + la->iphl, *tb = b + lb->iphl;
+  if (la->proto == 17) return memcmp(ta, tb, 4) == 0; /* ports */
   /* ports; ack, data offset; window; urgent pointer and options */
   return memcmp(ta, tb, 4) == 0 && memcmp(ta + 8, tb + 8, 5) == 0 && memcmp(ta + 14, tb + 14, 2) == 0 &&
          memcmp(ta + 18, tb + 18, la->l4hl - 18u) == 0;
 }
 
 /* Makes the joined packet's headers: lengths, IPv4 checksum, the last segment's PSH, and a
- * partial TCP checksum (pseudo header only) that the kernel completes or offloads. */
+ * partial TCP/UDP checksum (pseudo header only) that the kernel completes or offloads. */
 static void gro_finish(gro_pkt *in, gro_out *o, const l4_loc *l, size_t total, uint16_t mss) {
   uint8_t *p = in[o->first].p, *t = p + l->iphl;
+  bool tcp = l->proto == 6;
   if (l->v6) {
     wr16(p + 4, (uint16_t)(total - 40));
   } else {
     wr16(p + 2, (uint16_t)total);
     ipv4_set_checksum(p, l->iphl);
   }
-  const uint8_t *last = in[o->first + o->count - 1].p;
-  t[13] |= last[l->iphl + 13] & 0x08;
-  wr16(t + 16, fold16(pseudo_sum(p, l->v6, 6, (uint32_t)(total - l->iphl))));
+  if (tcp) {
+    const uint8_t *last = in[o->first + o->count - 1].p;
+    t[13] |= last[l->iphl + 13] & 0x08;
+  } else {
+    wr16(t + 4, (uint16_t)(total - l->iphl));
+  }
+  wr16(t + (tcp ? 16 : 6), fold16(pseudo_sum(p, l->v6, l->proto, (uint32_t)(total - l->iphl))));
   o->vh.flags = VNET_F_NEEDS_CSUM;
-  o->vh.gso_type = l->v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4;
+  o->vh.gso_type = !tcp ? VNET_GSO_UDP_L4 : l->v6 ? VNET_GSO_TCPV6 : VNET_GSO_TCPV4;
   o->vh.hdr_len = o->hl;
   o->vh.gso_size = mss;
   o->vh.csum_start = l->iphl;
-  o->vh.csum_offset = 16;
+  o->vh.csum_offset = tcp ? 16 : 6;
 }
 
 /*
@@ -333,7 +347,7 @@ static void gro_finish(gro_pkt *in, gro_out *o, const l4_loc *l, size_t total, u
  * group's first, the group's last segment was full-sized and had no PSH. Returns the
  * number of output packets. Order is kept.
  */
-static uint32_t gro_coalesce(gro_pkt *in, uint32_t n, gro_out *out) {
+static uint32_t gro_coalesce(gro_pkt *in, uint32_t n, gro_out *out, bool udp) {
   uint32_t nout = 0;
   l4_loc hl, cl;
   bool open = false; /* out[nout-1] can take more */
@@ -342,14 +356,15 @@ static uint32_t gro_coalesce(gro_pkt *in, uint32_t n, gro_out *out) {
   for (uint32_t i = 0; i < n; i++) {
     uint8_t *p = in[i].p;
     size_t len = in[i].len;
-    bool cand = gro_candidate(p, len, &cl);
+    bool cand = gro_candidate(p, len, &cl, udp);
     if (open && cand) {
       gro_out *o = &out[nout - 1];
       size_t pay = len - cl.iphl - cl.l4hl;
       const uint8_t *head = in[o->first].p;
       const uint8_t *prev = in[o->first + o->count - 1].p;
-      if (gro_same(head, p, &hl, &cl) && rd32(p + cl.iphl + 4) == next && pay <= mss && lastpay == mss &&
-          !(prev[hl.iphl + 13] & 0x08) && total + pay <= GRO_MAX_LEN && o->count < GRO_MAX_SEGS) {
+      bool tcp = cl.proto == 6;
+      if (gro_same(head, p, &hl, &cl) && pay <= mss && lastpay == mss && total + pay <= GRO_MAX_LEN &&
+          o->count < GRO_MAX_SEGS && (!tcp || (rd32(p + cl.iphl + 4) == next && !(prev[hl.iphl + 13] & 0x08)))) {
         o->count++;
         total += pay;
         next += (uint32_t)pay;
@@ -368,7 +383,7 @@ static uint32_t gro_coalesce(gro_pkt *in, uint32_t n, gro_out *out) {
       o->hl = (uint16_t)(cl.iphl + cl.l4hl);
       total = len;
       mss = lastpay = len - o->hl;
-      next = rd32(p + cl.iphl + 4) + (uint32_t)mss;
+      next = cl.proto == 6 ? rd32(p + cl.iphl + 4) + (uint32_t)mss : 0;
     }
   }
   if (open && out[nout - 1].count > 1) gro_finish(in, &out[nout - 1], &hl, total, (uint16_t)mss);

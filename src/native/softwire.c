@@ -1305,7 +1305,7 @@ static napi_value js_tun_write_frames(napi_env env, napi_callback_info info) {
         in[j].p = (uint8_t *)src + d[0];
         in[j].len = (size_t)d[1];
       }
-      uint32_t nout = gro_coalesce(in, n, outs);
+      uint32_t nout = gro_coalesce(in, n, outs, ch->tun_offload & (TUN_F_USO4 | TUN_F_USO6));
       for (uint32_t k = 0; k < nout; k++) {
         int r = write_joined(ch, in, &outs[k]);
         if (r == 0) goto done;
@@ -1351,6 +1351,7 @@ static napi_value js_offloads(napi_env env, napi_callback_info info) {
     if (ch->tun_offload & TUN_F_USO4) names[n++] = "uso4";
     if (ch->tun_offload & TUN_F_USO6) names[n++] = "uso6";
     if (ch->coalesce) names[n++] = "tcp-coalesce";
+    if (ch->coalesce && (ch->tun_offload & (TUN_F_USO4 | TUN_F_USO6))) names[n++] = "udp-coalesce";
   }
   if (ch->kind == KIND_UDP) {
     if (ch->gso) names[n++] = "udp-gso";
@@ -1413,14 +1414,19 @@ static napi_value js_gso_split(napi_env env, napi_callback_info info) {
   return res;
 }
 
-/* groCoalesce(packets[]) -> Buffer[]: what would be written to a vnet TUN, each a
- * virtio-net header followed by the (possibly joined) packet. The inputs are edited. */
+/* groCoalesce(packets[], udp?) -> Buffer[]: what would be written to a vnet TUN (with USO
+ * when udp), each a virtio-net header followed by the (possibly joined) packet. The inputs are edited. */
 static napi_value js_gro_coalesce(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], arr, el, b;
-  bool is_array = false;
+  size_t argc = 2;
+  napi_value argv[2], arr, el, b;
+  bool is_array = false, udp = false;
   uint32_t n = 0;
   NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc > 1) {
+    napi_valuetype t;
+    NAPI(napi_typeof(env, argv[1], &t));
+    if (t == napi_boolean) NAPI(napi_get_value_bool(env, argv[1], &udp));
+  }
   if (argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array)
     return type_error(env, "groCoalesce(packets: Uint8Array[])");
   NAPI(napi_get_array_length(env, argv[0], &n));
@@ -1435,7 +1441,7 @@ static napi_value js_gro_coalesce(napi_env env, napi_callback_info info) {
     in[i].p = (uint8_t *)p;
     in[i].len = len;
   }
-  uint32_t nout = gro_coalesce(in, n, outs);
+  uint32_t nout = gro_coalesce(in, n, outs, udp);
   NAPI(napi_create_array_with_length(env, nout, &arr));
   for (uint32_t k = 0; k < nout; k++) {
     const gro_out *o = &outs[k];
