@@ -58,8 +58,8 @@ const DESC = 3;
 const MAX = 256;
 const BATCH = 64;
 const SLOT = 2048;
-/** With UDP GRO: 8 slots of one 64 KB train each. */
-const GRO_BATCH = 8;
+/** With UDP GRO: 32 slots of one 64 KB train each. */
+const GRO_BATCH = 32;
 const GRO_SLOT = 65536;
 
 /** A UDP socket owned by the addon, bound to the emulator's address and port. */
