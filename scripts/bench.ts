@@ -127,7 +127,7 @@ function machineTicks(): [number, number] {
 
 const load1 = (): number => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
 
-/** Resolves once iperf3 -s says it listens (or after 10 s: the client retries). */
+/** Resolves once iperf3 -s says it listens (--forceflush: a pipe is block-buffered), or after 10 s: the client retries. */
 function listening(srv: ChildProcess): Promise<void> {
   return new Promise((res) => {
     const t = setTimeout(res, 10_000);
@@ -165,7 +165,7 @@ interface Env {
 }
 
 async function iperf(env: Env, test: Test): Promise<Sample> {
-  const srv = env.sc.spawn('iperf3', ['-s', '-1', '-B', FAR]);
+  const srv = env.sc.spawn('iperf3', ['-s', '-1', '--forceflush', '-B', FAR]);
   await listening(srv);
   const { agentPid, scPid } = env;
   const a0 = agentPid ? userSys(agentPid) : [0, 0];
