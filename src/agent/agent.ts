@@ -334,7 +334,7 @@ export class Agent {
     // Issue 16 item 7: an SCCRP from another SC address is admitted only with a tunnel secret (the LAC's Challenge proves it).
     const acceptOtherAddress = this.d.config.scAnswerFromOtherAddress && this.d.secrets.tunnelSecret !== undefined;
     if (this.d.config.scAnswerFromOtherAddress && !acceptOtherAddress) this.log.warn('scAnswerFromOtherAddress needs tunnelSecret: only the dialled address is answered');
-    const transport = await openDataTransport(r.sc, r.local, { acceptOtherAddress });
+    const transport = await openDataTransport(r.sc, r.local, { acceptOtherAddress, offload: this.d.config.offloads });
     // Issue 16 item 8: bound first, so the offer names the real address and port; a new one after a WAN change (draft 6).
     const offer = this.d.config.sdpOfferFile ? this.offerer.bound(transport.local.address, transport.local.port) : undefined;
     if (offer && this.d.config.sdpOfferFile) {

@@ -22,6 +22,7 @@ import { DataCounters } from '../dataplane/counters';
 import { Dataplane, type FrameTun, type TunBatch } from '../dataplane/dataplane';
 import type { TunLike } from '../io/tun';
 import { type DatagramTransport, NativeUdpTransport } from '../dataplane/udp';
+import { type OffloadEdge, offloadStatus } from '../dataplane/offloads';
 import { Installer } from './installer';
 import { DropLog, guarded } from '../io/drops';
 import { type Milestone, type Phase, SessionCore, type SessionInput } from './session-core';
@@ -880,7 +881,9 @@ export class Connection {
       ...prefixKeys('data', this.counters.drops),
       ...prefixKeys('io', this.io.counts),
     };
-    s.counters.data = { ...this.counters.snapshot(), truncatedDrops: this.tun?.truncatedDrops ?? 0 };
+    const off = offloadStatus(this.tun as OffloadEdge | null, this.d.transport as OffloadEdge);
+    s.counters.data = { ...this.counters.snapshot(), truncatedDrops: this.tun?.truncatedDrops ?? 0, ...off.counters };
+    s.offloads = off.offloads;
     s.mtu = { mtu: this.mtuPlan.mtu, limitedBy: this.mtuPlan.limitedBy };
     if (this.ppp) {
       const p = this.ppp.status();

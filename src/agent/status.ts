@@ -54,6 +54,8 @@ export interface Status {
     data: Record<string, number>;
     drops: Record<string, number>;
   };
+  /** Data-path kernel offloads in use (issue 17); [] or absent: one packet per system call. */
+  offloads?: string[];
   reconnects: number;
   lastError: { at: string; layer: string; message: string } | null;
   /** Keepalive timers in force for the current attempt (they adapt to a NATed WAN address); null before the first dial. */

@@ -108,6 +108,9 @@ export function formatStatus(status: Status, now: Date = new Date()): string {
     out.push(row('IPv4', NONE));
   }
 
+  // Data-path kernel offloads (issue 17); absent from an agent that predates them.
+  if (s.offloads) out.push(row('offloads', s.offloads.length ? s.offloads.join(' ') : 'none (one packet per system call)'));
+
   const groups = (['l2tp', 'ppp', 'data', 'drops'] as const)
     .map((g) => [g, counterGroup(s.counters?.[g])] as const)
     .filter(([, text]) => text !== '');

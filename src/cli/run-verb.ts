@@ -124,7 +124,7 @@ async function runAgent(cmd: Command): Promise<number> {
     log,
     netlink,
     sysctl: new Sysctl(),
-    openTun: (name, o) => TunDevice.open(name, { slotSize: o?.slotSize }),
+    openTun: (name, o) => TunDevice.open(name, { slotSize: o?.slotSize, offload: config.offloads }),
     duid,
     previousPrefix: state.lastPrefix,
     savePrefix: (p) => {

@@ -53,6 +53,8 @@ export interface Config {
   notifyCommand?: string;
   stateDir: string;
   resolvFile: string;
+  /** Data-path kernel offloads (issue 17). */
+  offloads: boolean;
   logLevel: string;
   // --- RFC conformance (issue 16) ---
   optimisticDad: boolean;
@@ -223,6 +225,14 @@ export const FIELDS: readonly Field[] = [
   },
   { key: 'stateDir', kind: 'string', default: '/var/lib/softwire', arg: 'DIR', doc: 'where the DHCPv6 DUID and last delegated prefix are kept across restarts' },
   { key: 'resolvFile', kind: 'string', default: '/run/softwire/resolv.conf', arg: 'FILE', doc: 'resolv.conf-format file the learned DNS servers and search list are written to' },
+  // --- data-path offloads (issue 17) ---
+  {
+    key: 'offloads',
+    kind: 'bool',
+    default: true,
+    doc: 'use the kernel offloads where it has them: TUN super-packets (IFF_VNET_HDR, TSO/USO, checksum) cut into MTU-sized packets, UDP GSO trains out, UDP GRO trains in with TCP segments joined for the TUN; --no-offloads gives the one-packet-per-call path (status shows which are on)',
+  },
+  // --- end data-path offloads ---
   {
     key: 'logLevel',
     kind: 'enum',

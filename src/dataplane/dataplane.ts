@@ -57,8 +57,8 @@ export interface TunBatch {
 
 /** [offset, length, header template] per packet, as the addon reads them. */
 const DESC = 3;
-/** At least the TUN and UDP batch sizes. */
-const MAX_BATCH = 256;
+/** Descriptors per send or write call; a larger TUN batch (a cut super-packet) goes in several. */
+const MAX_BATCH = 512;
 
 export interface DataplaneOptions {
   tun: FrameTun;
@@ -125,13 +125,17 @@ export class Dataplane implements DatagramSink {
     }
     const open4 = this.ppp.canCarry(PPP_IPV4);
     const open6 = this.ppp.canCarry(PPP_IPV6);
+    for (let from = 0; from < batch.count; from += MAX_BATCH) this.sendChunk(batch, from, Math.min(batch.count, from + MAX_BATCH), open4, open6);
+    return true;
+  }
+
+  private sendChunk(batch: TunBatch, from: number, to: number, open4: boolean, open6: boolean): void {
     const c = this.counters;
     const buf = batch.buffer;
     const desc = this.txDesc;
-    const total = Math.min(batch.count, MAX_BATCH);
     let n = 0;
     let octets = 0;
-    for (let i = 0; i < total; i++) {
+    for (let i = from; i < to; i++) {
       const off = batch.offset(i);
       const len = batch.length(i);
       const version = len > 0 ? buf[off]! >> 4 : 0;
@@ -160,7 +164,7 @@ export class Dataplane implements DatagramSink {
       octets += len;
       n++;
     }
-    if (n === 0) return true;
+    if (n === 0) return;
     const sent = this.udp.sendFrames(this.templates, DATA_HEADER_LEN, buf, desc, n);
     if (sent < n) {
       c.drop('tx', 'udp-queue-full', n - sent);
@@ -171,7 +175,6 @@ export class Dataplane implements DatagramSink {
     c.txOctets += octets;
     c.txBatches++;
     this.lac.dataSent(sent);
-    return true;
   }
 
   // ------------------------------------------------------------ SC -> TUN

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { META_FAMILY, META_FLAGS, META_LENGTH, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../native/addon';
+import { META_FAMILY, META_FLAGS, META_LENGTH, META_OFFSET, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../native/addon';
 import { formatAddress, parseAddress } from '../ipv6/address';
 import { ScSourceGate } from '../l2tp/sc-gate';
 import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../io/udp-socket';
@@ -37,6 +37,13 @@ export interface DatagramSink {
 const BATCH = 64;
 /** A slot takes any datagram a 9000-byte path could carry. */
 const SLOT = 9216;
+/**
+ * With UDP GRO a slot takes a train of up to 64 KB (up to 64 datagrams, one entry each).
+ * 32 of them: an SC that sends no trains (l2tpns) still gets 32 datagrams per wake-up;
+ * a single datagram touches one page of its slot, so resident memory follows the trains.
+ */
+const GRO_BATCH = 32;
+const GRO_SLOT = 65536;
 const SOCKET_BUFFER = 4 << 20;
 
 export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implements DatagramTransport {
@@ -66,12 +73,18 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
     this.listen((count) => this.onSlots(count));
   }
 
-  /** Opens a socket for `sc`, bound to `localAddress` (any if omitted) and an ephemeral port. */
-  static async open(sc: Endpoint, localAddress?: string, opts: { acceptOtherAddress?: boolean } = {}): Promise<NativeUdpTransport> {
+  /**
+   * Opens a socket for `sc`, bound to `localAddress` (any if omitted) and an ephemeral
+   * port; with `offload`, UDP GSO/GRO where the kernel has them.
+   */
+  static async open(sc: Endpoint, localAddress?: string, opts: { acceptOtherAddress?: boolean; offload?: boolean } = {}): Promise<NativeUdpTransport> {
     const family = isIP(sc.address);
     if (family === 0) throw new Error(`SC address "${sc.address}" is not an IP address`);
     const bindTo = localAddress ?? (family === 6 ? '::' : '0.0.0.0');
-    return new NativeUdpTransport(addon().udpOpen(bindTo, 0, BATCH, SLOT, SOCKET_BUFFER), sc, opts.acceptOtherAddress ?? false);
+    const h = opts.offload
+      ? addon().udpOpen(bindTo, 0, GRO_BATCH, GRO_SLOT, SOCKET_BUFFER, true)
+      : addon().udpOpen(bindTo, 0, BATCH, SLOT, SOCKET_BUFFER);
+    return new NativeUdpTransport(h, sc, opts.acceptOtherAddress ?? false);
   }
 
   private count(reason: string): void {
@@ -79,7 +92,7 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
   }
 
   private onSlots(count: number): void {
-    const { ring, meta, addrs, slotSize } = this.handle;
+    const { ring, meta, addrs } = this.handle;
     const stride = this.native.META_STRIDE;
     const sink = this.sink;
     sink?.begin();
@@ -99,7 +112,7 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
         }
         key = endpointKey({ address: other, port: meta[m + META_PORT]! });
       }
-      const off = slot * slotSize;
+      const off = meta[m + META_OFFSET]!;
       const len = meta[m + META_LENGTH]!;
       if (sink) {
         if (sink.take(ring, off, len)) continue;
@@ -173,7 +186,7 @@ function addressBytes(address: string): Buffer {
  * The transport the agent should use: the native one, or Node's dgram one when the
  * addon cannot be loaded (the control plane still works; the data path is slower).
  */
-export async function openDataTransport(sc: Endpoint, localAddress?: string, opts: { acceptOtherAddress?: boolean } = {}): Promise<DatagramTransport> {
+export async function openDataTransport(sc: Endpoint, localAddress?: string, opts: { acceptOtherAddress?: boolean; offload?: boolean } = {}): Promise<DatagramTransport> {
   try {
     addon();
   } catch {

@@ -20,9 +20,11 @@ export interface NativeError extends Error {
 }
 
 /**
- * A polled fd plus the receive ring the C side fills on each wake-up: slot i holds
- * its packet at `ring[i * slotSize ...]`, its metadata at `meta[i * META_STRIDE ...]`
- * and (ICMPv6 only) its source and destination addresses at `addrs[i * ADDR_STRIDE ...]`.
+ * A polled fd plus the receive ring the C side fills on each wake-up: entry i has its
+ * metadata at `meta[i * META_STRIDE ...]`, its bytes at `ring[meta[i * META_STRIDE +
+ * META_OFFSET] ...]` and (ICMPv6, UDP) addresses at `addrs[i * ADDR_STRIDE ...]`.
+ * Without offloads entry i is slot i (offset i * slotSize); with them one read may
+ * yield many entries (a cut TUN super-packet, a UDP GRO train), packed in the ring.
  */
 export interface NativeHandle {
   readonly fd: number;
@@ -32,6 +34,8 @@ export interface NativeHandle {
   readonly ring: Buffer;
   readonly meta: Int32Array;
   readonly addrs: Buffer;
+  /** Offload counters, indexed by STAT_* below. */
+  readonly stats: Float64Array;
 }
 
 export interface NativeTunHandle extends NativeHandle {
@@ -49,7 +53,11 @@ export interface NativeUdpHandle extends NativeHandle {
 export type ReadCallback = (count: number, err?: NativeError) => void;
 
 export interface SoftwireAddon {
-  tunOpen(name: string, batch: number, slotSize: number): NativeTunHandle;
+  /**
+   * With `offload`, IFF_VNET_HDR + TUNSETOFFLOAD when the kernel has them and the ring
+   * (batch entries of slotSize bytes) holds a cut 64 KB super-packet; else a plain TUN.
+   */
+  tunOpen(name: string, batch: number, slotSize: number, offload?: boolean): NativeTunHandle;
   icmp6Open(ifname: string, batch: number, slotSize: number, hopLimit: number): NativeHandle;
   readStart(h: NativeHandle, cb: ReadCallback): void;
   readStop(h: NativeHandle): void;
@@ -65,7 +73,7 @@ export interface SoftwireAddon {
   icmp6Membership(h: NativeHandle, group: string, join: boolean): void;
   icmp6Filter(h: NativeHandle, types: readonly number[] | null): void;
   /** A non-blocking UDP socket bound to address:port (0: ephemeral), read with recvmmsg into the ring. */
-  udpOpen(bindAddress: string, port: number, batch: number, slotSize: number, bufferBytes: number): NativeUdpHandle;
+  udpOpen(bindAddress: string, port: number, batch: number, slotSize: number, bufferBytes: number, offload?: boolean): NativeUdpHandle;
   /** Where udpSend and udpSendFrames go. */
   udpSetPeer(h: NativeUdpHandle, address: string, port: number): void;
   /** 1 when sent, 0 when dropped (full queue, ICMP error). */
@@ -77,10 +85,17 @@ export interface SoftwireAddon {
   udpSendFrames(h: NativeUdpHandle, headers: Uint8Array, headerLen: number, source: Uint8Array, desc: Int32Array, count: number): number;
   /** Writes `source[d[0] .. d[0]+d[1]]` for each descriptor to the TUN; returns how many were taken. */
   tunWriteFrames(h: NativeTunHandle, source: Uint8Array, desc: Int32Array, count: number): number;
+  /** The offloads a handle uses: TUN 'vnet-hdr', 'csum', 'tso4', 'tso6', 'uso4', 'uso6', 'tcp-coalesce', 'udp-coalesce'; UDP 'udp-gso', 'udp-gro'. */
+  offloads(h: NativeHandle): string[];
+  /** Test hook: cuts a virtio-net header + packet as a vnet TUN read would; a negative number is the reason it could not. */
+  gsoSplit(vnetHeaderAndPacket: Uint8Array): Buffer[] | number;
+  /** Test hook: what a vnet TUN write (with USO when `udp`) of these packets sends, each a virtio-net header + packet. Edits the inputs. */
+  groCoalesce(packets: readonly Uint8Array[], udp?: boolean): Buffer[];
   readonly META_STRIDE: number;
   readonly DESC_STRIDE: number;
   readonly ADDR_STRIDE: number;
   readonly FLAG_TRUNCATED: number;
+  readonly META_OFFSET: number;
 }
 
 /** Offsets within one slot's metadata (META_STRIDE entries). */
@@ -88,9 +103,28 @@ export const META_LENGTH = 0;
 export const META_IFINDEX = 1;
 export const META_HOPLIMIT = 2;
 export const META_FLAGS = 3;
+/** Where the entry's bytes start in the ring. */
+export const META_OFFSET = 4;
 /** UDP slots reuse the ifindex and hop-limit entries for the source port and family. */
 export const META_PORT = 1;
 export const META_FAMILY = 2;
+
+/** Offload counters in NativeHandle.stats (the STAT_* enum in softwire.c). */
+export const OFFLOAD_STATS = [
+  'superIn',
+  'segmentsOut',
+  'splitDrops',
+  'groTrains',
+  'groDatagrams',
+  'joinedOut',
+  'joinedSegments',
+  'gsoTrains',
+  'gsoDatagrams',
+  'groDrops',
+] as const;
+
+/** gsoSplit's negative results (enum split_error). */
+export const SPLIT_ERRORS: Record<number, string> = { [-1]: 'bad-vnet-header', [-2]: 'unsupported-gso', [-3]: 'no-room' };
 
 const ADDON_FILE = join('build', 'Release', 'softwire.node');
 /** node-gyp-build's name for a prebuild that fits any Node version (N-API) on glibc. */
@@ -181,6 +215,21 @@ export abstract class NativeChannel<H extends NativeHandle> {
 
   get ifindex(): number {
     return this.handle.ifindex;
+  }
+
+  /** The kernel offloads this handle uses (empty: today's path). */
+  get offloads(): string[] {
+    return this.isClosed ? [] : this.native.offloads(this.handle);
+  }
+
+  /** Offload counters by name (OFFLOAD_STATS), non-zero ones only. */
+  offloadStats(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const s = this.handle.stats;
+    OFFLOAD_STATS.forEach((name, i) => {
+      if (s[i]) out[name] = s[i]!;
+    });
+    return out;
   }
 
   /** Installs the wake-up handler and starts reading unless paused. */

@@ -37,10 +37,32 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include "offload.h"
+
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+/* Newer than some libc headers (Linux 6.2). */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+
 /* Per-slot metadata layout, mirrored in addon.ts. */
-#define META_STRIDE 4 /* [bytes in slot, ifindex, hop limit (-1 unknown), flags] */
+/* [bytes, ifindex, hop limit (-1 unknown), flags, offset of the bytes in the ring]. With
+ * offloads one read may yield many packets, packed in the ring, hence the offset. */
+#define META_STRIDE 5
 #define ADDR_STRIDE 32 /* [source address, destination address] for ICMPv6 */
 #define FLAG_TRUNCATED 1
 
@@ -70,7 +92,32 @@ typedef struct {
   /* UDP only: where the data fast path sends (set by JS, which owns the peer choice). */
   struct sockaddr_storage peer;
   socklen_t peer_len;
+  /* Offloads (issue 17). entries = metadata slots (batch * segments a read may yield). */
+  uint32_t entries;
+  bool vnet;           /* TUN: IFF_VNET_HDR; every read and write carries a virtio-net header */
+  uint32_t tun_offload; /* TUN: the TUNSETOFFLOAD bits the kernel took */
+  bool gso, gro;       /* UDP: UDP_SEGMENT on send, UDP_GRO on receive */
+  bool coalesce;       /* TUN: join TCP segments on write (off after the kernel refused one) */
+  uint8_t *scratch;    /* TUN with vnet: one read, before it is cut into the ring */
+  bool pending;        /* scratch holds a read that did not fit the ring yet */
+  size_t pending_len;
+  double *stats;       /* STAT_* counters, a Float64Array in JS */
 } channel;
+
+/* Offload counters (mirrored in addon.ts). */
+enum {
+  STAT_SUPER_IN,      /* TUN reads that were GSO super-packets */
+  STAT_SEGMENTS_OUT,  /* packets cut from them */
+  STAT_SPLIT_DROPS,   /* reads that could not be cut (bad header, unsupported type) */
+  STAT_GRO_TRAINS,    /* UDP receives that returned more than one datagram */
+  STAT_GRO_DATAGRAMS, /* datagrams in them */
+  STAT_JOINED_OUT,    /* super-packets written to the TUN */
+  STAT_JOINED_SEGS,   /* segments joined into them */
+  STAT_GSO_TRAINS,    /* UDP sends of more than one datagram */
+  STAT_GSO_DATAGRAMS, /* datagrams in them */
+  STAT_GRO_DROPS,     /* UDP: datagrams of a train beyond the metadata slots */
+  STAT_COUNT
+};
 
 /* ---- errors ------------------------------------------------------------------ */
 
@@ -210,6 +257,11 @@ static void settle(napi_env env, channel *ch) {
   }
 }
 
+static void free_scratch(channel *ch) {
+  free(ch->scratch);
+  ch->scratch = NULL;
+}
+
 static void stop_reading(napi_env env, channel *ch) {
   if (ch->poll) uv_poll_stop(ch->poll);
   ch->reading = false;
@@ -239,13 +291,15 @@ static void finalize(napi_env env, void *data, void *hint) {
   channel *ch = data;
   shutdown_channel(env, ch);
   if (ch->self) napi_delete_reference(env, ch->self);
+  free_scratch(ch);
   free(ch);
 }
 
 static void on_readable(uv_poll_t *p, int status, int events);
 
 /* Wraps an open fd in a JS handle; from napi_wrap on, the finalizer owns the fd. */
-static napi_value new_channel(napi_env env, int kind, int fd, int ifindex, uint32_t batch, uint32_t slot) {
+static napi_value new_channel(napi_env env, int kind, int fd, int ifindex, uint32_t batch, uint32_t slot,
+                              uint32_t entries) {
   channel *ch = calloc(1, sizeof *ch);
   if (!ch) {
     close(fd);
@@ -257,8 +311,9 @@ static napi_value new_channel(napi_env env, int kind, int fd, int ifindex, uint3
   ch->ifindex = ifindex;
   ch->batch = batch;
   ch->slot = slot;
+  ch->entries = entries;
 
-  napi_value obj, ring, meta_ab, meta, addrs, name, v_fd, v_ifindex, v_batch, v_slot;
+  napi_value obj, ring, meta_ab, meta, addrs, name, v_fd, v_ifindex, v_batch, v_slot, stats_ab, stats;
   if (napi_create_object(env, &obj) != napi_ok ||
       napi_wrap(env, obj, ch, finalize, NULL, &ch->self) != napi_ok) {
     close(fd);
@@ -268,9 +323,11 @@ static napi_value new_channel(napi_env env, int kind, int fd, int ifindex, uint3
   }
   NAPI(napi_type_tag_object(env, obj, &channel_tag));
   NAPI(napi_create_buffer(env, (size_t)batch * slot, (void **)&ch->ring, &ring));
-  NAPI(napi_create_arraybuffer(env, (size_t)batch * META_STRIDE * sizeof(int32_t), (void **)&ch->meta, &meta_ab));
-  NAPI(napi_create_typedarray(env, napi_int32_array, (size_t)batch * META_STRIDE, meta_ab, 0, &meta));
-  NAPI(napi_create_buffer(env, kind != KIND_TUN ? (size_t)batch * ADDR_STRIDE : 0, (void **)&ch->addrs, &addrs));
+  NAPI(napi_create_arraybuffer(env, (size_t)entries * META_STRIDE * sizeof(int32_t), (void **)&ch->meta, &meta_ab));
+  NAPI(napi_create_typedarray(env, napi_int32_array, (size_t)entries * META_STRIDE, meta_ab, 0, &meta));
+  NAPI(napi_create_buffer(env, kind != KIND_TUN ? (size_t)entries * ADDR_STRIDE : 0, (void **)&ch->addrs, &addrs));
+  NAPI(napi_create_arraybuffer(env, STAT_COUNT * sizeof(double), (void **)&ch->stats, &stats_ab));
+  NAPI(napi_create_typedarray(env, napi_float64_array, STAT_COUNT, stats_ab, 0, &stats));
   NAPI(napi_create_int32(env, fd, &v_fd));
   NAPI(napi_create_int32(env, ifindex, &v_ifindex));
   NAPI(napi_create_uint32(env, batch, &v_batch));
@@ -284,6 +341,7 @@ static napi_value new_channel(napi_env env, int kind, int fd, int ifindex, uint3
       {"ring", NULL, NULL, NULL, NULL, ring, napi_enumerable, NULL},
       {"meta", NULL, NULL, NULL, NULL, meta, napi_enumerable, NULL},
       {"addrs", NULL, NULL, NULL, NULL, addrs, napi_enumerable, NULL},
+      {"stats", NULL, NULL, NULL, NULL, stats, napi_enumerable, NULL},
   };
   NAPI(napi_define_properties(env, obj, sizeof props / sizeof props[0], props));
 
@@ -308,7 +366,12 @@ static napi_value new_channel(napi_env env, int kind, int fd, int ifindex, uint3
 
 static int32_t *slot_meta(channel *ch, uint32_t i) { return ch->meta + (size_t)i * META_STRIDE; }
 
-static uint32_t read_tun(channel *ch, int *err) {
+/* The largest read from a TUN with a virtio-net header: header plus a 64 KB super-packet. */
+#define VNET_READ_MAX (VNET_HDR_LEN + 65535)
+/* What a vnet TUN ring must hold so that any one read fits it when empty. */
+#define VNET_RING_MIN (65535 + (size_t)GSO_MAX_SEGS * GSO_MAX_HDR)
+
+static uint32_t read_tun_plain(channel *ch, int *err) {
   uint32_t n = 0;
   while (n < ch->batch) {
     ssize_t r = read(ch->fd, ch->ring + (size_t)n * ch->slot, ch->slot);
@@ -317,14 +380,77 @@ static uint32_t read_tun(channel *ch, int *err) {
       if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
       break;
     }
-    int32_t *m = slot_meta(ch, n++);
+    int32_t *m = slot_meta(ch, n);
     /* TUN reports the full packet length even when it only copied `slot` bytes. */
     m[0] = r > (ssize_t)ch->slot ? (int32_t)ch->slot : (int32_t)r;
     m[1] = ch->ifindex;
     m[2] = -1;
     m[3] = r > (ssize_t)ch->slot ? FLAG_TRUNCATED : 0;
+    m[4] = (int32_t)((size_t)n * ch->slot);
+    n++;
   }
   return n;
+}
+
+/*
+ * With IFF_VNET_HDR: each read goes to scratch and is cut (gso_split) into the ring,
+ * packed, one metadata entry per packet. A read that no longer fits stays pending for
+ * the next round (on_readable runs rounds until none is pending); `more` false
+ * processes only the pending one, so that a round always ends.
+ */
+static uint32_t read_tun_vnet(channel *ch, int *err, bool more) {
+  uint32_t n = 0;
+  size_t pos = 0, cap = (size_t)ch->batch * ch->slot;
+  int32_t offs[GSO_MAX_SEGS], lens[GSO_MAX_SEGS];
+  for (;;) {
+    if (!ch->pending) {
+      if (!more) break;
+      ssize_t r = read(ch->fd, ch->scratch, VNET_READ_MAX);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) *err = errno;
+        break;
+      }
+      if (r <= VNET_HDR_LEN) {
+        ch->stats[STAT_SPLIT_DROPS]++;
+        continue;
+      }
+      ch->pending = true;
+      ch->pending_len = (size_t)r;
+    }
+    vnet_hdr h;
+    memcpy(&h, ch->scratch, sizeof h);
+    uint32_t room = ch->entries - n < GSO_MAX_SEGS ? ch->entries - n : GSO_MAX_SEGS;
+    int k = gso_split(&h, ch->scratch + VNET_HDR_LEN, ch->pending_len - VNET_HDR_LEN, ch->ring + pos, cap - pos, offs,
+                      lens, (int)room);
+    if (k == SPLIT_NO_ROOM && n > 0) break; /* the next round starts with an empty ring */
+    ch->pending = false;
+    if (k < 0) {
+      ch->stats[STAT_SPLIT_DROPS]++;
+      continue;
+    }
+    if (h.gso_type != VNET_GSO_NONE) {
+      ch->stats[STAT_SUPER_IN]++;
+      ch->stats[STAT_SEGMENTS_OUT] += k;
+    }
+    size_t used = 0;
+    for (int i = 0; i < k; i++) {
+      int32_t *m = slot_meta(ch, n++);
+      m[0] = lens[i];
+      m[1] = ch->ifindex;
+      m[2] = -1;
+      m[3] = 0;
+      m[4] = (int32_t)(pos + (size_t)offs[i]);
+      used = (size_t)offs[i] + (size_t)lens[i];
+    }
+    pos += used;
+    if (n == ch->entries) break;
+  }
+  return n;
+}
+
+static uint32_t read_tun(channel *ch, int *err, bool more) {
+  return ch->vnet ? read_tun_vnet(ch, err, more) : read_tun_plain(ch, err);
 }
 
 static uint32_t read_icmp6(channel *ch, int *err) {
@@ -350,6 +476,7 @@ static uint32_t read_icmp6(channel *ch, int *err) {
     m[1] = (int32_t)from.sin6_scope_id;
     m[2] = -1;
     m[3] = (mh.msg_flags & MSG_TRUNC) ? FLAG_TRUNCATED : 0;
+    m[4] = (int32_t)((size_t)n * ch->slot);
     memcpy(a, &from.sin6_addr, 16);
     memset(a + 16, 0, 16);
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
@@ -369,15 +496,22 @@ static uint32_t read_icmp6(channel *ch, int *err) {
 }
 
 /*
- * UDP (the L2TP tunnel): one recvmmsg per wake-up. Slot metadata is
- * [length, source port, source family (4|6), flags]; addrs holds the source address
- * (IPv4 in its first 4 bytes). The JS side decides what is control and what is data.
+ * UDP (the L2TP tunnel): one recvmmsg per wake-up. Entry metadata is
+ * [length, source port, source family (4|6), flags, offset]; addrs holds the source
+ * address (IPv4 in its first 4 bytes). With UDP_GRO a message may be a train of
+ * datagrams of gso_size bytes (the last may be shorter): each gets its own entry, in
+ * order, pointing into the message where it lies. The JS side decides what is control
+ * and what is data.
  */
 static uint32_t read_udp(channel *ch, int *err) {
   enum { MAXB = 256 };
   struct mmsghdr msgs[MAXB];
   struct iovec iovs[MAXB];
   struct sockaddr_storage from[MAXB];
+  union {
+    char buf[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl[MAXB];
   uint32_t want = ch->batch < MAXB ? ch->batch : MAXB;
   for (uint32_t i = 0; i < want; i++) {
     iovs[i].iov_base = ch->ring + (size_t)i * ch->slot;
@@ -387,6 +521,10 @@ static uint32_t read_udp(channel *ch, int *err) {
     msgs[i].msg_hdr.msg_namelen = sizeof from[i];
     msgs[i].msg_hdr.msg_iov = &iovs[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
+    if (ch->gro) {
+      msgs[i].msg_hdr.msg_control = ctl[i].buf;
+      msgs[i].msg_hdr.msg_controllen = sizeof ctl[i].buf;
+    }
   }
   int r;
   do {
@@ -399,25 +537,51 @@ static uint32_t read_udp(channel *ch, int *err) {
       *err = errno;
     return 0;
   }
+  uint32_t n = 0;
   for (int i = 0; i < r; i++) {
-    int32_t *m = slot_meta(ch, (uint32_t)i);
-    uint8_t *a = ch->addrs + (size_t)i * ADDR_STRIDE;
-    m[0] = (int32_t)msgs[i].msg_len;
-    m[3] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? FLAG_TRUNCATED : 0;
-    memset(a, 0, 16);
-    if (from[i].ss_family == AF_INET6) {
-      struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&from[i];
-      memcpy(a, &s6->sin6_addr, 16);
-      m[1] = ntohs(s6->sin6_port);
-      m[2] = 6;
-    } else {
-      struct sockaddr_in *s4 = (struct sockaddr_in *)&from[i];
-      memcpy(a, &s4->sin_addr, 4);
-      m[1] = ntohs(s4->sin_port);
-      m[2] = 4;
+    size_t len = msgs[i].msg_len, seg = len;
+    if (ch->gro) {
+      struct msghdr *mh = &msgs[i].msg_hdr;
+      for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+        if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+          int g;
+          memcpy(&g, CMSG_DATA(c), sizeof g);
+          if (g > 0 && (size_t)g < len) seg = (size_t)g;
+        }
+      }
+    }
+    if (seg < len) {
+      ch->stats[STAT_GRO_TRAINS]++;
+      ch->stats[STAT_GRO_DATAGRAMS] += (double)((len + seg - 1) / seg);
+    }
+    int32_t flags = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? FLAG_TRUNCATED : 0;
+    for (size_t at = 0; at < len || (len == 0 && at == 0); at += seg) {
+      if (n == ch->entries) {
+        ch->stats[STAT_GRO_DROPS]++;
+        break;
+      }
+      int32_t *m = slot_meta(ch, n);
+      uint8_t *a = ch->addrs + (size_t)n * ADDR_STRIDE;
+      m[0] = (int32_t)(len - at < seg ? len - at : seg);
+      m[3] = flags;
+      m[4] = (int32_t)((size_t)i * ch->slot + at);
+      memset(a, 0, 16);
+      if (from[i].ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&from[i];
+        memcpy(a, &s6->sin6_addr, 16);
+        m[1] = ntohs(s6->sin6_port);
+        m[2] = 6;
+      } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)&from[i];
+        memcpy(a, &s4->sin_addr, 4);
+        m[1] = ntohs(s4->sin_port);
+        m[2] = 4;
+      }
+      n++;
+      if (len == 0) break;
     }
   }
-  return (uint32_t)r;
+  return n;
 }
 
 static void dispatch(napi_env env, channel *ch, uint32_t n, int err) {
@@ -453,8 +617,16 @@ static void on_readable(uv_poll_t *p, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   int err = status < 0 ? -status : 0;
   uint32_t n = 0;
-  if (!err) n = ch->kind == KIND_TUN ? read_tun(ch, &err) : ch->kind == KIND_UDP ? read_udp(ch, &err) : read_icmp6(ch, &err);
+  if (!err)
+    n = ch->kind == KIND_TUN ? read_tun(ch, &err, true) : ch->kind == KIND_UDP ? read_udp(ch, &err) : read_icmp6(ch, &err);
   if (n || err) dispatch(env, ch, n, err);
+  /* A TUN read that did not fit the ring is already out of the kernel: deliver it now,
+   * in further rounds; the last round reads nothing new, so this ends. */
+  for (int round = 0; ch->kind == KIND_TUN && ch->pending && ch->reading && ch->fd >= 0; round++) {
+    err = 0;
+    n = read_tun(ch, &err, round < 8);
+    if (n || err) dispatch(env, ch, n, err);
+  }
   napi_close_handle_scope(env, scope);
 }
 
@@ -520,33 +692,95 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 
 /* ---- TUN ----------------------------------------------------------------------- */
 
-/* tunOpen(name, batch, slotSize): '' lets the kernel pick tunN. */
+/*
+ * TUNSETOFFLOAD with what this kernel has: checksum, TSO and (Linux 6.2+) USO; older
+ * kernels refuse unknown bits with EINVAL, so ask again with fewer. Returns the bits taken.
+ */
+static uint32_t tun_set_offload(int fd) {
+  static const uint32_t tries[] = {
+      TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_USO4 | TUN_F_USO6,
+      TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN,
+      TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6,
+      TUN_F_CSUM,
+  };
+  for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++)
+    if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)tries[i]) == 0) return tries[i];
+  return 0;
+}
+
+/*
+ * tunOpen(name, batch, slotSize, offload?): '' lets the kernel pick tunN. With offload
+ * the device gets IFF_VNET_HDR and TUNSETOFFLOAD; the ring (batch * slotSize bytes, batch
+ * entries) must then hold one cut 64 KB super-packet. If the kernel refuses, the device
+ * is opened as before (the handle's offloads() says which).
+ */
 static napi_value js_tun_open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   char name[IFNAMSIZ];
   size_t len = 0;
   uint32_t batch, slot;
+  bool offload = false;
   NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3) return type_error(env, "tunOpen(name, batch, slotSize)");
+  if (argc < 3) return type_error(env, "tunOpen(name, batch, slotSize, offload?)");
+  if (argc > 3) {
+    napi_valuetype t;
+    NAPI(napi_typeof(env, argv[3], &t));
+    if (t == napi_boolean) NAPI(napi_get_value_bool(env, argv[3], &offload));
+  }
   if (!get_string(env, argv[0], name, sizeof name, &len, "tunOpen: name must be a string")) return NULL;
   if (len >= IFNAMSIZ) return THROW_SYS(env, EINVAL, "tunOpen(%s...): interface name longer than %d bytes", name, IFNAMSIZ - 1);
   if (!get_u32(env, argv[1], 1, 4096, &batch, "tunOpen: batch must be 1..4096")) return NULL;
   if (!get_u32(env, argv[2], 64, 65536 + 64, &slot, "tunOpen: slotSize must be 64..65600")) return NULL;
 
+  if (offload && ((size_t)batch * slot < VNET_RING_MIN || batch < GSO_MAX_SEGS)) offload = false;
+
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return THROW_SYS(env, errno, "tunOpen(%s): open /dev/net/tun", name);
   struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  memcpy(ifr.ifr_name, name, len);
-  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-    int e = errno;
-    close(fd);
-    return THROW_SYS(env, e, "tunOpen(%s): ioctl TUNSETIFF", name);
+  uint32_t taken = 0;
+  bool vnet = false;
+  if (offload) {
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
+    memcpy(ifr.ifr_name, name, len);
+    int hdrsz = VNET_HDR_LEN;
+    if (ioctl(fd, TUNSETIFF, &ifr) == 0 && ioctl(fd, TUNSETVNETHDRSZ, &hdrsz) == 0) {
+      vnet = true;
+      taken = tun_set_offload(fd);
+    } else {
+      /* Fall back to the plain device on a fresh fd (TUNSETIFF binds the fd once). */
+      close(fd);
+      fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) return THROW_SYS(env, errno, "tunOpen(%s): open /dev/net/tun", name);
+    }
   }
-  napi_value h = new_channel(env, KIND_TUN, fd, (int)if_nametoindex(ifr.ifr_name), batch, slot);
-  if (!h) return NULL;
+  if (!vnet) {
+    memset(&ifr, 0, sizeof ifr);
+    ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
+    memcpy(ifr.ifr_name, name, len);
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+      int e = errno;
+      close(fd);
+      return THROW_SYS(env, e, "tunOpen(%s): ioctl TUNSETIFF", name);
+    }
+  }
+  uint8_t *scratch = vnet ? malloc(VNET_READ_MAX) : NULL;
+  if (vnet && !scratch) {
+    close(fd);
+    return THROW_SYS(env, ENOMEM, "tunOpen(%s): read buffer", name);
+  }
+  napi_value h = new_channel(env, KIND_TUN, fd, (int)if_nametoindex(ifr.ifr_name), batch, slot, batch);
+  if (!h) {
+    free(scratch);
+    return NULL;
+  }
+  channel *ch = get_channel(env, h, KIND_TUN, true, "tunOpen");
+  if (!ch) return NULL;
+  ch->vnet = vnet;
+  ch->tun_offload = taken;
+  ch->coalesce = vnet;
+  ch->scratch = scratch;
   napi_value actual;
   NAPI(napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &actual));
   NAPI(napi_set_named_property(env, h, "name", actual));
@@ -554,12 +788,19 @@ static napi_value js_tun_open(napi_env env, napi_callback_info info) {
 }
 
 /* 1 if the packet went out, 0 on EAGAIN, -errno otherwise. */
-static int write_packet(int fd, const uint8_t *data, size_t len) {
+static int write_iov(int fd, const struct iovec *iov, int n) {
   for (;;) {
-    if (write(fd, data, len) >= 0) return 1;
+    if (writev(fd, iov, n) >= 0) return 1;
     if (errno == EINTR) continue;
     return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno;
   }
+}
+
+/* One plain packet; a vnet TUN gets an all-zero virtio-net header (no GSO, checksum done). */
+static int write_packet(channel *ch, const uint8_t *data, size_t len) {
+  static const uint8_t zero[VNET_HDR_LEN];
+  struct iovec iov[2] = {{(void *)zero, VNET_HDR_LEN}, {(void *)data, len}};
+  return ch->vnet ? write_iov(ch->fd, iov, 2) : write_iov(ch->fd, iov + 1, 1);
 }
 
 /* write(handle, packet) -> 1 written, 0 the kernel queue is full (EAGAIN). */
@@ -572,7 +813,7 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   channel *ch = get_channel(env, argv[0], KIND_TUN, true, "write");
   if (!ch) return NULL;
   if (argc < 2 || !get_bytes(env, argv[1], &data, &len)) return type_error(env, "write: packet must be a Uint8Array");
-  int r = write_packet(ch->fd, data, len);
+  int r = write_packet(ch, data, len);
   if (r < 0) return THROW_SYS(env, -r, "write(%zu bytes) to TUN", len);
   NAPI(napi_create_uint32(env, (uint32_t)r, &out));
   return out;
@@ -598,7 +839,7 @@ static napi_value js_write_batch(napi_env env, napi_callback_info info) {
     const uint8_t *data;
     size_t len;
     NAPI(napi_get_element(env, argv[1], i, &el));
-    int r = get_bytes(env, el, &data, &len) ? write_packet(ch->fd, data, len) : -EINVAL;
+    int r = get_bytes(env, el, &data, &len) ? write_packet(ch, data, len) : -EINVAL;
     if (r == 0) break;
     if (r < 0) {
       napi_value err = sys_error(env, -r, "writeBatch: packet %u of %u to TUN", i, count), idx;
@@ -657,7 +898,7 @@ static napi_value js_icmp6_open(napi_env env, napi_callback_info info) {
       return THROW_SYS(env, e, "icmp6Open(%s): setsockopt %s", name, opts[i].what);
     }
   }
-  return new_channel(env, KIND_ICMP6, fd, ifindex, batch, slot);
+  return new_channel(env, KIND_ICMP6, fd, ifindex, batch, slot, batch);
 }
 
 /* icmp6Send(handle, message, address, scopeId) -> 1 sent, 0 EAGAIN. scopeId 0 = the bound interface. */
@@ -781,15 +1022,25 @@ static void grow_buffer(int fd, int opt_force, int opt, int bytes) {
   if (setsockopt(fd, SOL_SOCKET, opt_force, &bytes, sizeof bytes) < 0) setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
 }
 
-/* udpOpen(bindAddress, port, batch, slotSize, bufferBytes): the family follows the bind address. */
+/*
+ * udpOpen(bindAddress, port, batch, slotSize, bufferBytes, offload?): the family follows
+ * the bind address. With offload, UDP_SEGMENT (send) and UDP_GRO (receive) are used where
+ * the kernel has them; GRO needs 64 KB slots, so a smaller slotSize leaves it off.
+ */
 static napi_value js_udp_open(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
+  size_t argc = 6;
+  napi_value argv[6];
   uint32_t batch, slot, bufbytes;
+  bool offload = false;
   struct sockaddr_storage ss;
   socklen_t sslen;
   NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 5) return type_error(env, "udpOpen(bindAddress, port, batch, slotSize, bufferBytes)");
+  if (argc < 5) return type_error(env, "udpOpen(bindAddress, port, batch, slotSize, bufferBytes, offload?)");
+  if (argc > 5) {
+    napi_valuetype t;
+    NAPI(napi_typeof(env, argv[5], &t));
+    if (t == napi_boolean) NAPI(napi_get_value_bool(env, argv[5], &offload));
+  }
   if (!get_sockaddr(env, argv[0], argv[1], &ss, &sslen, "udpOpen")) return NULL;
   if (!get_u32(env, argv[2], 1, 256, &batch, "udpOpen: batch must be 1..256")) return NULL;
   if (!get_u32(env, argv[3], 64, 65536, &slot, "udpOpen: slotSize must be 64..65536")) return NULL;
@@ -805,8 +1056,16 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
     close(fd);
     return THROW_SYS(env, e, "udpOpen: bind");
   }
-  napi_value h = new_channel(env, KIND_UDP, fd, 0, batch, slot);
+  int zero = 0, one = 1;
+  bool gso = offload && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  bool gro = offload && slot >= 65536 && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  /* A GRO train holds at most 64 datagrams (the kernel's UDP_GRO_CNT_MAX). */
+  napi_value h = new_channel(env, KIND_UDP, fd, 0, batch, slot, gro ? batch * GRO_MAX_SEGS : batch);
   if (!h) return NULL;
+  channel *ch = get_channel(env, h, KIND_UDP, true, "udpOpen");
+  if (!ch) return NULL;
+  ch->gso = gso;
+  ch->gro = gro;
   struct sockaddr_storage local;
   socklen_t ll = sizeof local;
   char text[INET6_ADDRSTRLEN] = "";
@@ -894,7 +1153,14 @@ static bool get_desc(napi_env env, napi_value v, int32_t **desc, size_t *n) {
  * source[desc[3i] ...+desc[3i+1]]: the L2TP+PPP header is a per-session template, the
  * payload is sent from where it was read, so nothing is copied in JS. A full queue
  * ends the batch early; the caller counts the rest as dropped.
+ *
+ * With UDP_SEGMENT, a run of equal-sized datagrams (the last may be shorter) is one
+ * message whose iovecs the kernel cuts at the datagram size: one trip through the
+ * stack per train instead of per datagram. The kernel refuses GSO with EIO where the
+ * route cannot take it; then GSO is switched off for the socket and the train resent.
  */
+#define GSO_TRAIN_MAX 64        /* the kernel's UDP_MAX_SEGMENTS */
+#define GSO_TRAIN_BYTES 65000   /* a train is one UDP datagram before the cut: < 64 KB */
 static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6], out;
@@ -911,45 +1177,103 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
   if (!get_u32(env, argv[2], 1, 64, &hlen, "udpSendFrames: headerLen must be 1..64")) return NULL;
   if (!get_u32(env, argv[5], 0, (uint32_t)(desc_len / DESC_STRIDE), &count, "udpSendFrames: count exceeds desc")) return NULL;
   if (!ch->peer_len) return THROW_SYS(env, EDESTADDRREQ, "udpSendFrames: no peer set");
-  enum { MAXB = 256 };
+  for (uint32_t i = 0; i < count; i++) {
+    const int32_t *d = desc + (size_t)i * DESC_STRIDE;
+    if (d[0] < 0 || d[1] < 0 || (size_t)d[0] + (size_t)d[1] > src_len || d[2] < 0 || ((size_t)d[2] + 1) * hlen > hdrs_len)
+      return THROW_SYS(env, EINVAL, "udpSendFrames: descriptor %u out of bounds", i);
+  }
+  enum { MAXB = 256, MAXIOV = 1024 };
   struct mmsghdr msgs[MAXB];
-  struct iovec iovs[MAXB][2];
+  struct iovec iovs[MAXIOV];
+  uint32_t per[MAXB]; /* datagrams in message i */
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl[MAXB];
   uint32_t done = 0;
   while (done < count) {
-    uint32_t n = count - done < MAXB ? count - done : MAXB, built = 0;
-    for (uint32_t i = 0; i < n; i++) {
-      const int32_t *d = desc + (size_t)(done + i) * DESC_STRIDE;
-      if (d[0] < 0 || d[1] < 0 || (size_t)d[0] + (size_t)d[1] > src_len || d[2] < 0 ||
-          ((size_t)d[2] + 1) * hlen > hdrs_len)
-        return THROW_SYS(env, EINVAL, "udpSendFrames: descriptor %u out of bounds", done + i);
-      iovs[built][0].iov_base = (void *)(hdrs + (size_t)d[2] * hlen);
-      iovs[built][0].iov_len = hlen;
-      iovs[built][1].iov_base = (void *)(src + d[0]);
-      iovs[built][1].iov_len = (size_t)d[1];
-      memset(&msgs[built].msg_hdr, 0, sizeof msgs[built].msg_hdr);
-      msgs[built].msg_hdr.msg_name = &ch->peer;
-      msgs[built].msg_hdr.msg_namelen = ch->peer_len;
-      msgs[built].msg_hdr.msg_iov = iovs[built];
-      msgs[built].msg_hdr.msg_iovlen = 2;
-      built++;
+    uint32_t built = 0, next = done, niov = 0;
+    while (next < count && built < MAXB && niov + 2 <= MAXIOV) {
+      const int32_t *d = desc + (size_t)next * DESC_STRIDE;
+      size_t size = hlen + (size_t)d[1], bytes = 0;
+      uint32_t k = 0;
+      struct iovec *first = &iovs[niov];
+      while (next + k < count && niov + 2 <= MAXIOV) {
+        const int32_t *e = desc + (size_t)(next + k) * DESC_STRIDE;
+        size_t sz = hlen + (size_t)e[1];
+        if (k > 0 && (!ch->gso || k == GSO_TRAIN_MAX || sz > size || bytes + sz > GSO_TRAIN_BYTES)) break;
+        iovs[niov].iov_base = (void *)(hdrs + (size_t)e[2] * hlen);
+        iovs[niov++].iov_len = hlen;
+        iovs[niov].iov_base = (void *)(src + e[0]);
+        iovs[niov++].iov_len = (size_t)e[1];
+        bytes += sz;
+        k++;
+        if (sz < size) break; /* a shorter datagram ends the train */
+      }
+      struct msghdr *mh = &msgs[built].msg_hdr;
+      memset(mh, 0, sizeof *mh);
+      mh->msg_name = &ch->peer;
+      mh->msg_namelen = ch->peer_len;
+      mh->msg_iov = first;
+      mh->msg_iovlen = 2 * k;
+      if (k > 1) {
+        memset(ctl[built].buf, 0, sizeof ctl[built].buf);
+        mh->msg_control = ctl[built].buf;
+        mh->msg_controllen = sizeof ctl[built].buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(mh);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t g = (uint16_t)size;
+        memcpy(CMSG_DATA(c), &g, sizeof g);
+      }
+      per[built++] = k;
+      next += k;
     }
     int r = sendmmsg(ch->fd, msgs, built, MSG_DONTWAIT);
     if (r < 0) {
       if (errno == EINTR) continue;
+      if (errno == EIO && ch->gso && per[0] > 1) {
+        ch->gso = false; /* this route cannot segment: plain datagrams from now on */
+        continue;
+      }
       if (send_errno_ok(errno)) break;
       return THROW_SYS(env, errno, "udpSendFrames: sendmmsg");
     }
-    done += (uint32_t)r;
+    for (int i = 0; i < r; i++) {
+      done += per[i];
+      if (per[i] > 1) {
+        ch->stats[STAT_GSO_TRAINS]++;
+        ch->stats[STAT_GSO_DATAGRAMS] += per[i];
+      }
+    }
     if ((uint32_t)r < built) break;
   }
   NAPI(napi_create_uint32(env, done, &out));
   return out;
 }
 
+/* Writes one gro_coalesce result: a plain packet, or the head's headers and every payload. */
+static int write_joined(channel *ch, const gro_pkt *in, const gro_out *o) {
+  struct iovec iov[2 + GRO_MAX_SEGS];
+  vnet_hdr vh = o->vh;
+  iov[0].iov_base = &vh;
+  iov[0].iov_len = VNET_HDR_LEN;
+  iov[1].iov_base = in[o->first].p;
+  iov[1].iov_len = in[o->first].len;
+  for (uint32_t j = 1; j < o->count; j++) {
+    iov[1 + j].iov_base = in[o->first + j].p + o->hl;
+    iov[1 + j].iov_len = in[o->first + j].len - o->hl;
+  }
+  return write_iov(ch->fd, iov, (int)(1 + o->count));
+}
+
 /*
  * tunWriteFrames(tun, source, desc, count) -> packets written. Packet i is
  * source[desc[3i] ...+desc[3i+1]] (desc[3i+2] is ignored): the decapsulated IP packets
- * are written from the UDP receive ring where they arrived.
+ * are written from the UDP receive ring where they arrived. On a vnet TUN, consecutive
+ * TCP segments of a flow are first joined (gro_coalesce; the first one's headers are
+ * edited in the source buffer) and written as one super-packet.
  */
 static napi_value js_tun_write_frames(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -968,13 +1292,174 @@ static napi_value js_tun_write_frames(napi_env env, napi_callback_info info) {
     const int32_t *d = desc + (size_t)i * DESC_STRIDE;
     if (d[0] < 0 || d[1] < 0 || (size_t)d[0] + (size_t)d[1] > src_len)
       return THROW_SYS(env, EINVAL, "tunWriteFrames: descriptor %u out of bounds", i);
-    int r = write_packet(ch->fd, src + d[0], (size_t)d[1]);
+  }
+  if (ch->coalesce) {
+    enum { CHUNK = 256 };
+    gro_pkt in[CHUNK];
+    gro_out outs[CHUNK];
+    uint32_t written = 0;
+    for (uint32_t base = 0; base < count; base += CHUNK) {
+      uint32_t n = count - base < CHUNK ? count - base : CHUNK;
+      for (uint32_t j = 0; j < n; j++) {
+        const int32_t *d = desc + (size_t)(base + j) * DESC_STRIDE;
+        in[j].p = (uint8_t *)src + d[0];
+        in[j].len = (size_t)d[1];
+      }
+      uint32_t nout = gro_coalesce(in, n, outs, ch->tun_offload & (TUN_F_USO4 | TUN_F_USO6));
+      for (uint32_t k = 0; k < nout; k++) {
+        int r = write_joined(ch, in, &outs[k]);
+        if (r == 0) goto done;
+        if (r < 0 && r != -EINVAL) return THROW_SYS(env, -r, "tunWriteFrames: write");
+        /* The kernel refused a super-packet it should take: stop joining (its segments are lost). */
+        if (r < 0 && outs[k].count > 1) ch->coalesce = false;
+        if (r > 0 && outs[k].count > 1) {
+          ch->stats[STAT_JOINED_OUT]++;
+          ch->stats[STAT_JOINED_SEGS] += outs[k].count;
+        }
+        written += outs[k].count;
+      }
+    }
+  done:
+    NAPI(napi_create_uint32(env, written, &out));
+    return out;
+  }
+  for (i = 0; i < count; i++) {
+    const int32_t *d = desc + (size_t)i * DESC_STRIDE;
+    int r = write_packet(ch, src + d[0], (size_t)d[1]);
     if (r == 0) break;
     /* A packet the kernel refuses (EINVAL for garbage) is dropped, not fatal for the rest. */
     if (r < 0 && r != -EINVAL) return THROW_SYS(env, -r, "tunWriteFrames: write");
   }
   NAPI(napi_create_uint32(env, i, &out));
   return out;
+}
+
+/* offloads(handle) -> the offloads in use, by name (for status). */
+static napi_value js_offloads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], arr, v;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], 0, false, "offloads");
+  if (!ch) return NULL;
+  const char *names[12];
+  uint32_t n = 0;
+  if (ch->kind == KIND_TUN && ch->vnet) {
+    names[n++] = "vnet-hdr";
+    if (ch->tun_offload & TUN_F_CSUM) names[n++] = "csum";
+    if (ch->tun_offload & TUN_F_TSO4) names[n++] = "tso4";
+    if (ch->tun_offload & TUN_F_TSO6) names[n++] = "tso6";
+    if (ch->tun_offload & TUN_F_USO4) names[n++] = "uso4";
+    if (ch->tun_offload & TUN_F_USO6) names[n++] = "uso6";
+    if (ch->coalesce) names[n++] = "tcp-coalesce";
+    if (ch->coalesce && (ch->tun_offload & (TUN_F_USO4 | TUN_F_USO6))) names[n++] = "udp-coalesce";
+  }
+  if (ch->kind == KIND_UDP) {
+    if (ch->gso) names[n++] = "udp-gso";
+    if (ch->gro) names[n++] = "udp-gro";
+  }
+  NAPI(napi_create_array_with_length(env, n, &arr));
+  for (uint32_t i = 0; i < n; i++) {
+    NAPI(napi_create_string_utf8(env, names[i], NAPI_AUTO_LENGTH, &v));
+    NAPI(napi_set_element(env, arr, i, v));
+  }
+  return arr;
+}
+
+/* ---- offload functions on bytes, for tests ----------------------------------------- */
+
+static napi_value buffers_array(napi_env env, uint32_t n, const uint8_t *const *parts, const size_t *lens) {
+  napi_value arr, b;
+  NAPI(napi_create_array_with_length(env, n, &arr));
+  for (uint32_t i = 0; i < n; i++) {
+    void *data;
+    NAPI(napi_create_buffer_copy(env, lens[i], parts[i], &data, &b));
+    NAPI(napi_set_element(env, arr, i, b));
+  }
+  return arr;
+}
+
+/* gsoSplit(vnetHeaderAndPacket) -> Buffer[] (the packets) or a negative split_error. */
+static napi_value js_gso_split(napi_env env, napi_callback_info info) {
+  size_t argc = 1, len;
+  napi_value argv[1], res;
+  const uint8_t *data;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || !get_bytes(env, argv[0], &data, &len)) return type_error(env, "gsoSplit(bytes: Uint8Array)");
+  if (len < VNET_HDR_LEN) {
+    NAPI(napi_create_int32(env, SPLIT_BAD_HEADER, &res));
+    return res;
+  }
+  size_t cap = VNET_RING_MIN;
+  uint8_t *outb = malloc(cap);
+  int32_t *offs = malloc(sizeof(int32_t) * GSO_MAX_SEGS), *lens = malloc(sizeof(int32_t) * GSO_MAX_SEGS);
+  const uint8_t **parts = malloc(sizeof(*parts) * GSO_MAX_SEGS);
+  size_t *plens = malloc(sizeof(size_t) * GSO_MAX_SEGS);
+  if (!outb || !offs || !lens || !parts || !plens) {
+    free(outb), free(offs), free(lens), free(parts), free(plens);
+    return THROW_SYS(env, ENOMEM, "gsoSplit");
+  }
+  vnet_hdr h;
+  memcpy(&h, data, sizeof h);
+  int k = gso_split(&h, data + VNET_HDR_LEN, len - VNET_HDR_LEN, outb, cap, offs, lens, GSO_MAX_SEGS);
+  if (k < 0) {
+    napi_create_int32(env, k, &res);
+  } else {
+    for (int i = 0; i < k; i++) {
+      parts[i] = outb + offs[i];
+      plens[i] = (size_t)lens[i];
+    }
+    res = buffers_array(env, (uint32_t)k, parts, plens);
+  }
+  free(outb), free(offs), free(lens), free(parts), free(plens);
+  return res;
+}
+
+/* groCoalesce(packets[], udp?) -> Buffer[]: what would be written to a vnet TUN (with USO
+ * when udp), each a virtio-net header followed by the (possibly joined) packet. The inputs are edited. */
+static napi_value js_gro_coalesce(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], arr, el, b;
+  bool is_array = false, udp = false;
+  uint32_t n = 0;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc > 1) {
+    napi_valuetype t;
+    NAPI(napi_typeof(env, argv[1], &t));
+    if (t == napi_boolean) NAPI(napi_get_value_bool(env, argv[1], &udp));
+  }
+  if (argc < 1 || napi_is_array(env, argv[0], &is_array) != napi_ok || !is_array)
+    return type_error(env, "groCoalesce(packets: Uint8Array[])");
+  NAPI(napi_get_array_length(env, argv[0], &n));
+  if (n > 1024) return THROW_SYS(env, E2BIG, "groCoalesce: at most 1024 packets");
+  gro_pkt in[1024];
+  gro_out outs[1024];
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t *p;
+    size_t len;
+    NAPI(napi_get_element(env, argv[0], i, &el));
+    if (!get_bytes(env, el, &p, &len)) return type_error(env, "groCoalesce: packets must be Uint8Arrays");
+    in[i].p = (uint8_t *)p;
+    in[i].len = len;
+  }
+  uint32_t nout = gro_coalesce(in, n, outs, udp);
+  NAPI(napi_create_array_with_length(env, nout, &arr));
+  for (uint32_t k = 0; k < nout; k++) {
+    const gro_out *o = &outs[k];
+    size_t total = VNET_HDR_LEN + in[o->first].len;
+    for (uint32_t j = 1; j < o->count; j++) total += in[o->first + j].len - o->hl;
+    uint8_t *d;
+    NAPI(napi_create_buffer(env, total, (void **)&d, &b));
+    memcpy(d, &o->vh, VNET_HDR_LEN);
+    size_t at = VNET_HDR_LEN;
+    memcpy(d + at, in[o->first].p, in[o->first].len);
+    at += in[o->first].len;
+    for (uint32_t j = 1; j < o->count; j++) {
+      memcpy(d + at, in[o->first + j].p + o->hl, in[o->first + j].len - o->hl);
+      at += in[o->first + j].len - o->hl;
+    }
+    NAPI(napi_set_element(env, arr, k, b));
+  }
+  return arr;
 }
 
 /* ---- module -------------------------------------------------------------------- */
@@ -990,12 +1475,13 @@ static napi_value init(napi_env env, napi_value exports) {
       {"icmp6Membership", js_icmp6_membership}, {"icmp6Filter", js_icmp6_filter},
       {"udpOpen", js_udp_open},           {"udpSetPeer", js_udp_set_peer}, {"udpSend", js_udp_send},
       {"udpSendFrames", js_udp_send_frames}, {"tunWriteFrames", js_tun_write_frames},
+      {"offloads", js_offloads},          {"gsoSplit", js_gso_split},     {"groCoalesce", js_gro_coalesce},
   };
   static const struct {
     const char *name;
     int value;
   } consts[] = {{"META_STRIDE", META_STRIDE}, {"ADDR_STRIDE", ADDR_STRIDE}, {"FLAG_TRUNCATED", FLAG_TRUNCATED},
-                {"DESC_STRIDE", DESC_STRIDE}};
+                {"DESC_STRIDE", DESC_STRIDE}, {"META_OFFSET", 4}};
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
     NAPI(napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f));

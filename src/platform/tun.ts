@@ -1,4 +1,4 @@
-import { META_FLAGS, META_LENGTH, NativeChannel, type NativeTunHandle, addon } from '../native/addon';
+import { META_FLAGS, META_LENGTH, META_OFFSET, NativeChannel, type NativeTunHandle, addon } from '../native/addon';
 import { explainPermission } from './privileges';
 
 export interface TunOptions {
@@ -6,10 +6,22 @@ export interface TunOptions {
   batch?: number;
   /** Bytes per receive slot; must be at least the device MTU or packets are dropped as truncated (default 4096). */
   slotSize?: number;
+  /**
+   * Kernel offloads (IFF_VNET_HDR, TSO/USO, checksum): reads may be 64 KB super-packets,
+   * which the addon cuts into MTU-sized packets, and writes join TCP segments. The
+   * ring is then sized for that (OFFLOAD_BATCH entries of OFFLOAD_SLOT bytes) and
+   * batch/slotSize are ignored. Falls back to a plain device where the kernel refuses.
+   */
+  offload?: boolean;
 }
+
+/** Ring for an offloading TUN: room for one 64 KB super-packet cut at TCP's smallest MSS, and more. */
+const OFFLOAD_BATCH = 1536;
+const OFFLOAD_SLOT = 512;
 
 /**
  * The packets of one wake-up, all in one buffer that is reused for the next wake-up.
+ * Packet i is entry slots[i] of the ring's metadata.
  *
  * Lifetime rule: `packet(i)` views (and the batch itself) are valid only during the
  * onPackets callback. Copy (`Buffer.from(view)`) whatever must outlive it.
@@ -24,14 +36,13 @@ export class PacketBatch {
     /** The shared receive ring; packet i starts at offset(i). */
     readonly buffer: Buffer,
     private readonly meta: Int32Array,
-    private readonly slotSize: number,
     private readonly stride: number,
   ) {
     this.slots = new Uint16Array(Math.max(1, Math.floor(meta.length / stride)));
   }
 
   offset(i: number): number {
-    return this.slots[i]! * this.slotSize;
+    return this.meta[this.slots[i]! * this.stride + META_OFFSET]!;
   }
 
   length(i: number): number {
@@ -57,7 +68,7 @@ export class TunDevice extends NativeChannel<NativeTunHandle> {
 
   private constructor(handle: NativeTunHandle) {
     super(addon(), handle);
-    this.batchView = new PacketBatch(handle.ring, handle.meta, handle.slotSize, this.native.META_STRIDE);
+    this.batchView = new PacketBatch(handle.ring, handle.meta, this.native.META_STRIDE);
   }
 
   /** Creates (or attaches to) the TUN device `name`; '' lets the kernel choose tunN. */
@@ -65,7 +76,9 @@ export class TunDevice extends NativeChannel<NativeTunHandle> {
     const native = addon();
     let handle: NativeTunHandle;
     try {
-      handle = native.tunOpen(name, opts.batch ?? 64, opts.slotSize ?? 4096);
+      handle = opts.offload
+        ? native.tunOpen(name, OFFLOAD_BATCH, OFFLOAD_SLOT, true)
+        : native.tunOpen(name, opts.batch ?? 64, opts.slotSize ?? 4096);
     } catch (e) {
       // TUNSETIFF refuses with EPERM without CAP_NET_ADMIN; say which capability, not just "not permitted".
       throw explainPermission(e, 'CAP_NET_ADMIN');

@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import type { Netns } from '../lab/netns';
 import { scLayout } from '../lab/topology';
 import { EmulatorProc } from '../peer/emulator-proc';
+import { transfer } from '../helpers/transfer';
 import { startFastAgent } from './dataplane-lab';
 
 /**
@@ -21,38 +20,6 @@ const skip = process.getuid?.() === 0 ? false : 'needs root (network namespaces,
 const FAR4 = '203.0.113.1';
 const FAR6 = '2001:db8:300::1';
 const SIZE = 8 * 1024 * 1024;
-
-// Receives one TCP stream and prints "length sha256", or sends a file. Runs in a namespace.
-const PEER = `
-const net = require('net'), fs = require('fs'), crypto = require('crypto');
-const [mode, host, port, file] = process.argv.slice(1);
-const hashIn = (s) => { const h = crypto.createHash('sha256'); let n = 0; s.on('data', (d) => { n += d.length; h.update(d); }); s.on('end', () => { console.log(n + ' ' + h.digest('hex')); process.exit(0); }); };
-const send = (s) => fs.createReadStream(file).pipe(s);
-if (mode.startsWith('listen')) {
-  const srv = net.createServer((s) => { srv.close(); mode === 'listen-recv' ? hashIn(s) : send(s); });
-  srv.listen(Number(port), host, () => console.log('listening'));
-} else {
-  const s = net.connect(Number(port), host, () => { mode === 'connect-send' ? send(s) : hashIn(s); });
-}
-`;
-
-function output(p: ChildProcess): Promise<string> {
-  let out = '';
-  p.stdout!.setEncoding('utf8');
-  p.stdout!.on('data', (d: string) => (out += d));
-  return new Promise((res, rej) => p.on('exit', (code) => (code === 0 ? res(out) : rej(new Error(`peer exited ${code}: ${out}`)))));
-}
-
-async function transfer(from: Netns, to: Netns, addr: string, file: string, expect: string, toListener: boolean): Promise<void> {
-  const port = String(20000 + Math.floor(Math.random() * 10000));
-  const srv = to.spawn('node', ['-e', PEER, toListener ? 'listen-recv' : 'listen-send', addr, port, file]);
-  await new Promise<void>((res) => srv.stdout!.once('data', () => res()));
-  const srvOut = toListener ? output(srv) : Promise.resolve('');
-  const cliOut = output(from.spawn('node', ['-e', PEER, toListener ? 'connect-send' : 'connect-recv', addr, port, file]));
-  const got = toListener ? await srvOut : await cliOut;
-  await cliOut;
-  assert.equal(got.trim().split('\n').pop(), expect);
-}
 
 describe('emulator data mode', { skip }, () => {
   test('IPv4 and IPv6 through the agent and the emulator TUN; 8 MB each way intact', async (t) => {

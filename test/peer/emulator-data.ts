@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import type { RemoteInfo } from 'node:dgram';
 import { isIP } from 'node:net';
-import { META_FAMILY, META_FLAGS, META_LENGTH, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../../src/native/addon';
+import { META_FAMILY, META_FLAGS, META_LENGTH, META_OFFSET, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../../src/native/addon';
 import { TunDevice, type PacketBatch } from '../../src/platform/tun';
 
 /**
@@ -23,6 +23,12 @@ export interface DataModeOptions {
   tun: string;
   /** TUN MTU (default 1500: larger than the softwire's, so the agent's MTU decides). */
   mtu?: number;
+  /**
+   * The same kernel offloads the agent uses (issue 17): TSO TUN reads cut into packets,
+   * UDP GSO/GRO trains, TCP segments joined on TUN writes; all in the addon, so the SC
+   * side is not what limits a throughput run of the agent's offloads.
+   */
+  offload?: boolean;
 }
 
 /** The part of dgram.Socket the emulator uses; dgram sockets and NativeServerSocket fit it. */
@@ -52,6 +58,9 @@ const DESC = 3;
 const MAX = 256;
 const BATCH = 64;
 const SLOT = 2048;
+/** With UDP GRO: 32 slots of one 64 KB train each. */
+const GRO_BATCH = 32;
+const GRO_SLOT = 65536;
 
 /** A UDP socket owned by the addon, bound to the emulator's address and port. */
 export class NativeServerSocket extends NativeChannel<NativeUdpHandle> implements EmuSocket {
@@ -66,10 +75,11 @@ export class NativeServerSocket extends NativeChannel<NativeUdpHandle> implement
     this.listen((count) => this.onSlots(count));
   }
 
-  static open(host: string, port: number): NativeServerSocket {
+  static open(host: string, port: number, offload = false): NativeServerSocket {
     const family = isIP(host);
     if (family === 0) throw new Error(`data mode needs an IP address to bind, not "${host}"`);
-    return new NativeServerSocket(addon().udpOpen(host, port, BATCH, SLOT, 4 << 20), family as 4 | 6);
+    const h = offload ? addon().udpOpen(host, port, GRO_BATCH, GRO_SLOT, 4 << 20, true) : addon().udpOpen(host, port, BATCH, SLOT, 4 << 20);
+    return new NativeServerSocket(h, family as 4 | 6);
   }
 
   onMessage(fn: (msg: Buffer, rinfo: RemoteInfo) => void): void {
@@ -81,14 +91,14 @@ export class NativeServerSocket extends NativeChannel<NativeUdpHandle> implement
   }
 
   private onSlots(count: number): void {
-    const { ring, meta, addrs, slotSize } = this.handle;
+    const { ring, meta, addrs } = this.handle;
     const stride = this.native.META_STRIDE;
     const tap = this.tap;
     tap?.begin();
     for (let slot = 0; slot < count && !this.closed; slot++) {
       const m = slot * stride;
       if (meta[m + META_FLAGS] !== 0) continue;
-      const off = slot * slotSize;
+      const off = meta[m + META_OFFSET]!;
       const len = meta[m + META_LENGTH]!;
       if (tap) {
         if (tap.take(ring, off, len)) continue;
@@ -152,7 +162,7 @@ export class DataTap {
     private readonly sock: NativeServerSocket,
     readonly o: DataModeOptions,
   ) {
-    this.tun = TunDevice.open(o.tun, { batch: BATCH, slotSize: SLOT });
+    this.tun = TunDevice.open(o.tun, { batch: BATCH, slotSize: SLOT, offload: o.offload ?? false });
     execFileSync('ip', ['link', 'set', 'dev', this.tun.name, 'mtu', String(o.mtu ?? 1500), 'up']);
     this.tun.onPackets((b) => this.fromTun(b));
     sock.setTap(this);
@@ -251,10 +261,15 @@ export class DataTap {
     if (!s) return;
     const o4 = s.open4();
     const o6 = s.open6();
+    // A cut super-packet can exceed one descriptor table: send it in pieces.
+    for (let from = 0; from < b.count; from += MAX) this.sendRange(b, from, Math.min(b.count, from + MAX), o4, o6);
+  }
+
+  private sendRange(b: PacketBatch, from: number, to: number, o4: boolean, o6: boolean): void {
     const buf = b.buffer;
     const desc = this.txDesc;
     let n = 0;
-    for (let i = 0; i < b.count && n < MAX; i++) {
+    for (let i = from; i < to; i++) {
       const off = b.offset(i);
       const v = buf[off]! >> 4;
       if (!((v === 4 && o4) || (v === 6 && o6))) continue;

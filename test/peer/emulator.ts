@@ -246,7 +246,7 @@ export class Emulator {
   private constructor(readonly opts: EmulatorOptions) {
     this.sequenceData = opts.sequenceData ?? false;
     const host = opts.host ?? '127.0.0.1';
-    this.sock = opts.data ? NativeServerSocket.open(host, opts.port ?? 0) : dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
+    this.sock = opts.data ? NativeServerSocket.open(host, opts.port ?? 0, opts.data.offload) : dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
     this.nextTunnelId = opts.firstTunnelId ?? 2;
     if (opts.hide && opts.secret === undefined) throw new Error('hiding AVPs needs a secret');
   }

@@ -157,6 +157,23 @@ describe('Dataplane', () => {
     assert.equal(r.sentDatagrams.length, 0);
   });
 
+  test('a TUN batch larger than one descriptor table (a cut 64 KB super-packet and more) goes out whole, in order', () => {
+    const r = rig();
+    const pkts = Array.from({ length: 1400 }, (_, i) => {
+      const p = ipv4(60 + (i % 7));
+      p.writeUInt16BE(i, 4);
+      return p;
+    });
+    r.dp.fromTun(batchOf(pkts));
+    assert.equal(r.sentDatagrams.length, 1400, 'nothing past the first table is left behind');
+    assert.deepEqual(
+      r.sentDatagrams.map((d) => d.readUInt16BE(DATA_HEADER_LEN + 4)),
+      pkts.map((_, i) => i),
+    );
+    assert.equal(r.dp.counters.txPackets, 1400);
+    assert.equal(r.cores.sent, 1400);
+  });
+
   test('a full UDP queue counts the unsent tail as drops, not as sent', () => {
     const r = rig(new FakeCores(), { udpRoom: 1 });
     r.dp.fromTun(batchOf([ipv4(60), ipv4(70), ipv4(80)]));

@@ -87,6 +87,16 @@ test('lifetimes: infinite, expired; IPv4 line; unknown fields from another agent
   assert.match(partial, /^reconnects {2}0$/m);
 });
 
+test('the data-path offloads in use are listed, "none" when switched off', () => {
+  const s = upStatus();
+  s.offloads = ['vnet-hdr', 'csum', 'tso4', 'udp-gso'];
+  assert.match(formatStatus(s, NOW), /^offloads {4}vnet-hdr csum tso4 udp-gso$/m);
+  s.offloads = [];
+  assert.match(formatStatus(s, NOW), /^offloads {4}none \(one packet per system call\)$/m);
+  delete s.offloads;
+  assert.doesNotMatch(formatStatus(s, NOW), /^offloads/m);
+});
+
 test('durations are compact', () => {
   assert.deepEqual([0, 45_000, 725_000, 3_720_000, 187_200_000, -5].map(formatDuration), ['0s', '45s', '12m05s', '1h02m', '2d04h', '0s']);
 });
