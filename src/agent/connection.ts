@@ -29,7 +29,7 @@ import type { Status } from './status';
 export const OVERHEAD_IPV4 = 20 + 8 + 8 + 4;
 export const OVERHEAD_IPV6 = 40 + 8 + 8 + 4;
 
-export type Layer = 'transport' | 'tunnel' | 'session' | 'ppp' | 'auth' | 'ipv6' | 'ipv4' | 'wan';
+export type Layer = 'transport' | 'tunnel' | 'session' | 'ppp' | 'auth' | 'ipv6' | 'ipv4' | 'wan' | 'ipsec';
 
 export interface DownInfo {
   layer: Layer;

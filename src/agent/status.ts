@@ -4,6 +4,8 @@
  * handler) parse it, so fields are only ever added, never renamed.
  */
 
+import type { IpsecStatus } from '../ipsec/guard';
+
 export type AgentState = 'down' | 'connecting' | 'up';
 
 export interface DelegatedPrefixStatus {
@@ -56,6 +58,8 @@ export interface Status {
   lastError: { at: string; layer: string; message: string } | null;
   /** Keepalive timers in force for the current attempt (they adapt to a NATed WAN address); null before the first dial. */
   keepalive?: KeepaliveStatus | null;
+  /** The IPsec step (RFC 3193) when `ipsec` is on: SA phase, NAT-T, algorithms, rekey times, MTU cost. */
+  ipsec?: IpsecStatus | null;
 }
 
 export interface KeepaliveStatus {

@@ -16,6 +16,7 @@ import { generateDuid } from '../ipv6/duid';
 import type { Logger } from '../log';
 import type { Config } from '../config/schema';
 import { scFromSdpFile } from './sdp-verb';
+import { ipsecGuardFor } from '../ipsec/guard';
 import { addConfigFlags, configFromFlags } from './config-flags';
 
 /** Exit codes of `softwire run`. */
@@ -128,6 +129,7 @@ async function runAgent(cmd: Command): Promise<number> {
     },
     installerHooks: hooks,
     scOverride,
+    ipsec: ipsecGuardFor(config, secrets.ipsecPsk, log),
   });
 
   let signals = 0;
