@@ -105,7 +105,7 @@ export function explainFailure(log: readonly string[], errmsg: string | undefine
     return { reason: `IPsec: the SC answered the first IKEv1 exchanges but not our authentication: most likely a wrong pre-shared key for ${scAddress}`, permanent: true };
   if (has(/giving up after \d+ retransmits|retransmit \d+ of request message ID 0, seq 1|sending retransmit \d+ of request message ID 0/) && !has(/IKE_SA .* established/))
     return { reason: `IPsec: peer unreachable: ${scAddress} does not answer IKE (UDP 500/4500); is IPsec enabled on the SC and the path open?`, permanent: false };
-  if (errmsg && /timeout/i.test(errmsg)) return { reason: `IPsec: no SA with ${scAddress} within the deadline (${errmsg})`, permanent: false };
+  if (errmsg && /timed? ?out/i.test(errmsg)) return { reason: `IPsec: no SA with ${scAddress} within the deadline (${errmsg})`, permanent: false };
   return { reason: `IPsec: charon could not establish the SA with ${scAddress}${errmsg ? `: ${errmsg}` : ''}`, permanent: false };
 }
 

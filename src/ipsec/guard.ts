@@ -30,9 +30,12 @@ export interface IpsecStatus {
   overhead: number | null;
   sa: IpsecSaStatus | null;
   lastError: string | null;
+  /** Packets from charon's socket that were dropped (malformed, unexpected), on the current connection. */
+  drops: Record<string, number>;
 }
 
-const EVENTS = ['control-log', 'ike-updown', 'child-updown', 'ike-rekey', 'child-rekey'];
+/** list-sa is streamed only to a client registered for it. */
+const EVENTS = ['control-log', 'ike-updown', 'child-updown', 'ike-rekey', 'child-rekey', 'list-sa'];
 const CONTROL_LOG_MAX = 200;
 const CLEANUP_MS = 2000;
 
@@ -76,6 +79,7 @@ export class ViciGuard implements IpsecGuard {
       overhead: this.overhead,
       sa: this.core.sa,
       lastError: this.core.lastFailure?.reason ?? null,
+      drops: { ...(this.port?.drops ?? {}) },
     };
   }
 
@@ -108,7 +112,8 @@ export class ViciGuard implements IpsecGuard {
     const old = this.eventTap;
     this.eventTap = prev;
     try {
-      await port.request('list-sas', { ike: CONN, noblock: 'yes' }, 5000);
+      // Not noblock: right after initiate the IKE_SA may still be checked out, and noblock would skip it.
+      await port.request('list-sas', { ike: CONN }, 5000);
     } finally {
       this.eventTap = old;
     }
