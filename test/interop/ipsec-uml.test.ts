@@ -50,7 +50,8 @@ interface Facts {
   exitCode?: number | null;
   xfrmStateAfter?: string;
   xfrmPolicyAfter?: string;
-  attempts?: number[];
+  /** pino times of the 'IPsec: negotiating' lines (ISO strings or epoch ms). */
+  attempts?: (string | number)[];
   errors?: string[];
   status?: { lastError: { layer: string; message: string } | null; ipsec?: { lastError: string | null } };
   [k: string]: unknown;
@@ -62,8 +63,8 @@ describe('IPsec softwire in a UML guest (strongSwan charon, l2tpns)', { skip }, 
 
   before(async () => {
     await build({ entryPoints: [join(ROOT, 'test/interop/ipsec-uml-guest.ts')], outfile: GUEST_BUNDLE, bundle: true, platform: 'node', target: 'node20', format: 'cjs', logLevel: 'warning' });
-    // Six cases of a few seconds each, on a busy 2-core machine: generous but bounded.
-    guest = await bootGuest(`node ${GUEST_BUNDLE} /mnt`, { timeoutMs: 600_000 });
+    // Six cases; UML makes every fork and node start slow (about 7 minutes in all on this 2-core machine): generous but bounded.
+    guest = await bootGuest(`node ${GUEST_BUNDLE} /mnt`, { timeoutMs: 900_000 });
     for (const line of readGuestFile(guest, 'results.jsonl').split('\n')) {
       if (!line.trim()) continue;
       const f = JSON.parse(line) as Facts;
@@ -128,7 +129,8 @@ describe('IPsec softwire in a UML guest (strongSwan charon, l2tpns)', { skip }, 
       assert.equal(f.status?.lastError?.layer, 'ipsec');
       assert.match(f.status?.lastError?.message ?? '', /wrong pre-shared key/);
       assert.equal(f.attempts?.length, 2, `two attempts seen: ${JSON.stringify(f.attempts)}`);
-      const gap = f.attempts![1]! - f.attempts![0]!;
+      const ms = (x: string | number) => (typeof x === 'number' ? x : Date.parse(x));
+      const gap = ms(f.attempts![1]!) - ms(f.attempts![0]!);
       // A permanent failure waits at least reconnectCap/4 = 6 s (plus the failed attempt itself): no hot loop.
       assert.ok(gap >= 6000, `attempts ${gap} ms apart`);
       assert.equal(f.counters!.l2tpClear, 0, 'no SCCRQ went out without an SA');

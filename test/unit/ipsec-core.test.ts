@@ -8,6 +8,7 @@ const SC = '192.0.2.1';
 
 test('load-conn: transport-mode CHILD for UDP from our address (any port) to the SC port, one keying try, no charon-side restarts', () => {
   const m = connMessage({ version: 'ikev1', psk: 'k', ikeProposals: ['aes256-sha256-modp2048'], espProposals: ['aes256gcm16'] }, { sc: { address: SC, port: 1701 }, local: '10.0.0.2' });
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- reading a nested literal back
   const c = m[CONN] as Record<string, any>;
   assert.equal(c.version, '1', 'RFC 3193 is IKEv1');
   assert.deepEqual(c.remote_addrs, [SC]);

@@ -39,9 +39,10 @@ class FakeCharon {
   static async start(script: Script = {}): Promise<FakeCharon> {
     const dir = mkdtempSync(join(tmpdir(), 'fake-charon-'));
     const path = join(dir, 'charon.vici');
-    let fake!: FakeCharon;
-    const server = createServer((s) => fake.serve(s));
-    fake = new FakeCharon(server, path, script);
+    const holder: { fake?: FakeCharon } = {};
+    const server = createServer((s) => holder.fake!.serve(s));
+    const fake = new FakeCharon(server, path, script);
+    holder.fake = fake;
     await new Promise<void>((res) => server.listen(path, res));
     return fake;
   }
