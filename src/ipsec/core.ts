@@ -101,7 +101,8 @@ export function explainFailure(log: readonly string[], errmsg: string | undefine
     return { reason: `IPsec: charon has no key to authenticate to ${scAddress} (pre-shared key or certificate missing)`, permanent: true };
   // IKEv1 Main Mode gives no error for a wrong key: the SC cannot decrypt our third
   // message (ID+HASH, encrypted with a key derived from the PSK) and stays silent.
-  if (has(/retransmit \d+ of request message ID 0, seq 3/) && !has(/IKE_SA .* established/))
+  // The SC's encrypted reply (its own key differs) cannot be decrypted either: "decryption failed?".
+  if ((has(/retransmit \d+ of request message ID 0, seq 3/) || has(/invalid HASH_V1 payload length, decryption failed/)) && !has(/IKE_SA .* established/))
     return { reason: `IPsec: the SC answered the first IKEv1 exchanges but not our authentication: most likely a wrong pre-shared key for ${scAddress}`, permanent: true };
   if (has(/giving up after \d+ retransmits|retransmit \d+ of request message ID 0, seq 1|sending retransmit \d+ of request message ID 0/) && !has(/IKE_SA .* established/))
     return { reason: `IPsec: peer unreachable: ${scAddress} does not answer IKE (UDP 500/4500); is IPsec enabled on the SC and the path open?`, permanent: false };

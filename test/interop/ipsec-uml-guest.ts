@@ -171,8 +171,8 @@ async function runCase(lab: Lab, c: Case): Promise<Record<string, unknown>> {
     mid.exec('iptables-legacy', ['-Z', 'FORWARD']);
     const pskFile = join(BASE, `psk-${c.name}`);
     writeFileSync(pskFile, `${c.wrongPsk ? 'not the right key' : PSK}\n`, { mode: 0o600 });
-    const args = ['--sc', SC_ADDR, '--user', DEFAULT_USER.name, '--mode', 'host', '--log-level', 'debug'];
-    if (!c.plain) args.push('--ipsec', c.version, '--ipsec-psk-file', pskFile, '--ipsec-vici-socket', charon!.socket, '--ipsec-timeout', '20');
+    const args = ['--sc', SC_ADDR, '--user', DEFAULT_USER.name, '--mode', 'host'];
+    if (!c.plain) args.push('--ipsec', c.version, '--ipsec-psk-file', pskFile, '--ipsec-vici-socket', charon!.socket, '--ipsec-timeout', c.wrongPsk ? '10' : '30');
     if (c.wrongPsk) args.push('--reconnect-initial', '1', '--reconnect-cap', '24', '--reconnect-jitter', '0');
     agent = AgentProc.start(si, args, { password: DEFAULT_USER.password });
 

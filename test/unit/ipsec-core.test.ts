@@ -30,6 +30,7 @@ test('failures in plain words: wrong PSK (IKEv2 and IKEv1), no proposal, selecto
   assert.deepEqual(f(['received AUTHENTICATION_FAILED notify error']), { reason: `IPsec: the SC rejected our authentication: wrong pre-shared key (or identity) for ${SC}`, permanent: true });
   assert.match(f(['sending retransmit 1 of request message ID 0, seq 3']).reason, /wrong pre-shared key/);
   assert.equal(f(['sending retransmit 1 of request message ID 0, seq 3']).permanent, true);
+  assert.match(f(['generating ID_PROT request 0 [ ID HASH ]', 'invalid HASH_V1 payload length, decryption failed?']).reason, /wrong pre-shared key/);
   assert.match(f(['received NO_PROPOSAL_CHOSEN notify error']).reason, /no proposal chosen/);
   assert.match(f(['received TS_UNACCEPTABLE notify, no CHILD_SA built']).reason, /traffic selectors/);
   const u = f(['sending retransmit 1 of request message ID 0, seq 1', 'giving up after 3 retransmits'], 'establishing CHILD_SA failed');
