@@ -115,6 +115,13 @@ async function runAgent(cmd: Command): Promise<number> {
   const lanScheduler = new RealScheduler();
   const hooks = lanHooks(config, netlink, lanScheduler, log);
 
+  let ipsec;
+  try {
+    ipsec = ipsecGuardFor(config, secrets.ipsecPsk, log);
+  } catch (e) {
+    process.stderr.write(`softwire: ipsec: cannot read a certificate or key: ${(e as Error).message}\n`);
+    return EXIT.CONFIG;
+  }
   const agent = new Agent({
     config,
     secrets,
@@ -129,7 +136,7 @@ async function runAgent(cmd: Command): Promise<number> {
     },
     installerHooks: hooks,
     scOverride,
-    ipsec: ipsecGuardFor(config, secrets.ipsecPsk, log),
+    ipsec,
   });
 
   let signals = 0;
