@@ -58,8 +58,11 @@ export function connMessage(s: IpsecSettings, p: Peer): ViciMessage {
           local_ts: ['dynamic[udp]'],
           remote_ts: [`dynamic[udp/${p.sc.port}]`],
           esp_proposals: [...s.espProposals],
-          start_action: 'none',
-          // The agent decides what happens when the SA goes: no silent re-dial or trap by charon.
+          // Trap: the transport policies stay in the kernel from load-conn until unload-conn, SA
+          // or not. So when the SA dies, L2TP (user data, then our goodbyes) is held and dropped
+          // instead of leaving in cleartext before the agent has noticed; the agent still
+          // decides what happens next (it tears down and unloads, then dials anew).
+          start_action: 'trap',
           dpd_action: 'clear',
           close_action: 'none',
         },

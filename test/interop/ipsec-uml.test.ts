@@ -84,7 +84,7 @@ describe('IPsec softwire in a UML guest (strongSwan charon, l2tpns)', { skip }, 
   for (const version of ['ikev2', 'ikev1'] as const) {
     for (const nat of [false, true]) {
       const name = nat ? `${version}-nat` : version;
-      test(`${version}${nat ? ' behind a NAT' : ''}: SA before SCCRQ, softwire up, ping6 across, only ${nat ? 'UDP 4500' : 'ESP'} on the wire, SIGTERM removes SAs and policies`, () => {
+      test(`${version}${nat ? ' behind a NAT' : ''}: SA before SCCRQ, softwire up, ping6 across, only ${nat ? 'UDP 4500' : 'ESP'} on the wire${name === 'ikev2' ? ', SA deleted by the SC -> reconnect' : ''}, SIGTERM removes SAs and policies`, () => {
         const f = get(name);
         assert.equal(f.up, true);
         assert.equal(f.ping6, true, `ping6 across the softwire: ${String(f.ping6)}`);
@@ -115,6 +115,16 @@ describe('IPsec softwire in a UML guest (strongSwan charon, l2tpns)', { skip }, 
         assert.equal(f.xfrmStateAfter, '', 'no xfrm state left after SIGTERM');
         assert.equal(f.xfrmPolicyAfter, '', 'no xfrm policy left after SIGTERM');
         assert.doesNotMatch(String(f.siConnsAfter), /softwire/, 'our connection is unloaded from charon');
+        if (name === 'ikev2') {
+          // The SC deleted the IKE SA while the softwire ran: normal reconnect through a new SA.
+          const lost = f.lostLines as string[];
+          assert.ok(lost.some((l) => /^ipsec down: IPsec: the (IKE|ESP) SA .* went down/.test(l)), JSON.stringify(lost));
+          const k = f.afterKill as { reconnects: number; lastError: { layer: string } | null; ipsecPhase: string };
+          assert.ok(k.reconnects >= 1);
+          assert.equal(k.lastError?.layer, 'ipsec');
+          assert.equal(k.ipsecPhase, 'up');
+          assert.equal(f.ping6AfterKill, true, String(f.ping6AfterKill));
+        }
       });
     }
   }

@@ -6,7 +6,7 @@ import { resolveConfig } from '../../src/config/load';
 
 const SC = '192.0.2.1';
 
-test('load-conn: transport-mode CHILD for UDP from our address (any port) to the SC port, one keying try, no charon-side restarts', () => {
+test('load-conn: transport-mode CHILD for UDP from our address (any port) to the SC port, one keying try, trap policies', () => {
   const m = connMessage({ version: 'ikev1', psk: 'k', ikeProposals: ['aes256-sha256-modp2048'], espProposals: ['aes256gcm16'] }, { sc: { address: SC, port: 1701 }, local: '10.0.0.2' });
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- reading a nested literal back
   const c = m[CONN] as Record<string, any>;
@@ -19,7 +19,7 @@ test('load-conn: transport-mode CHILD for UDP from our address (any port) to the
   assert.equal(ch.mode, 'transport');
   assert.deepEqual(ch.local_ts, ['dynamic[udp]']);
   assert.deepEqual(ch.remote_ts, ['dynamic[udp/1701]']);
-  assert.equal(ch.start_action, 'none');
+  assert.equal(ch.start_action, 'trap', 'policies stay while the SA is gone: no cleartext L2TP');
   assert.equal(ch.close_action, 'none');
   assert.ok(!JSON.stringify(m).includes('"k"'), 'the PSK is not part of the connection');
 });
