@@ -218,6 +218,9 @@ async function runCase(lab: Lab, c: Case): Promise<Record<string, unknown>> {
       while (Date.now() < end && !agent.lines.slice(mark).some((l) => /^ipsec down: /.test(l.msg))) await new Promise((r) => setTimeout(r, 100));
       facts.lostLines = agent.lines.slice(mark).filter((l) => /ipsec|IPsec/.test(l.msg)).map((l) => l.msg).slice(0, 4);
       const again = await agent.waitState('up', 120_000);
+      // Up is PPP up; the global address comes with the next RA (SLAAC), as at the first dial.
+      const slaacBy = Date.now() + 30_000;
+      while (Date.now() < slaacBy && !agent.lines.slice(mark).some((l) => /\(SLAAC\)/.test(l.msg))) await new Promise((r) => setTimeout(r, 100));
       facts.afterKill = { reconnects: again.reconnects, lastError: again.lastError, ipsecPhase: again.ipsec?.phase };
       try {
         si.exec('ping', ['-6', '-c', '3', '-i', '0.3', '-W', '3', '2001:db8:200::1']);
