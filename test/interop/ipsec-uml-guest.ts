@@ -67,7 +67,11 @@ secrets {
 `;
 }
 
-/** iptables-legacy counters in MID's FORWARD chain: what crossed the wire between SI and SC. */
+/**
+ * iptables-legacy counters in MID: what crossed the wire between one SI and the SC.
+ * Each SI has its own chain (jumped to on its address either way), so a late packet
+ * of one case cannot count for the next.
+ */
 const COUNTERS: [string, string[]][] = [
   ['l2tpClear', ['-p', 'udp', '--dport', '1701']],
   ['l2tpClearBack', ['-p', 'udp', '--sport', '1701']],
@@ -77,9 +81,11 @@ const COUNTERS: [string, string[]][] = [
   ['ike500', ['-p', 'udp', '--dport', '500']],
 ];
 
-function counters(mid: Netns): Record<string, number> {
+const SI_CHAINS = { direct: ['cnt-direct', '10.1.0.2'], nat: ['cnt-nat', '10.3.0.2'] } as const;
+
+function counters(mid: Netns, nat: boolean): Record<string, number> {
   const out: Record<string, number> = {};
-  const text = mid.exec('iptables-legacy', ['-L', 'FORWARD', '-n', '-v', '-x']);
+  const text = mid.exec('iptables-legacy', ['-L', SI_CHAINS[nat ? 'nat' : 'direct'][0], '-n', '-v', '-x']);
   const lines = text.split('\n').slice(2).filter((l) => l.trim());
   COUNTERS.forEach(([name], i) => {
     out[name] = Number(lines[i]?.trim().split(/\s+/)[0] ?? -1);
@@ -117,7 +123,12 @@ async function buildLab(): Promise<Lab> {
   nat.ip(['route', 'add', 'default', 'via', '10.3.0.1']);
   sc.ip(['route', 'add', '10.1.0.0/24', 'via', '192.0.2.254']);
   mid.sysctl('net.ipv4.ip_forward', '1');
-  for (const [, m] of COUNTERS) mid.exec('iptables-legacy', ['-A', 'FORWARD', ...m]);
+  for (const [chain, addr] of Object.values(SI_CHAINS)) {
+    mid.exec('iptables-legacy', ['-N', chain]);
+    for (const [, m] of COUNTERS) mid.exec('iptables-legacy', ['-A', chain, ...m]);
+    mid.exec('iptables-legacy', ['-A', 'FORWARD', '-s', addr, '-j', chain]);
+    mid.exec('iptables-legacy', ['-A', 'FORWARD', '-d', addr, '-j', chain]);
+  }
   mid.exec('iptables-legacy', ['-t', 'nat', '-A', 'POSTROUTING', '-s', '10.3.0.0/24', '-o', b.a, '-j', 'MASQUERADE']);
   void n;
   note('lab: namespaces ready');
@@ -171,7 +182,7 @@ async function runCase(lab: Lab, c: Case): Promise<Record<string, unknown>> {
   // Throughput without IPsec: the SC stops requiring it for this case only.
   if (c.plain) lab.requireEsp(false);
   try {
-    mid.exec('iptables-legacy', ['-Z', 'FORWARD']);
+    mid.exec('iptables-legacy', ['-Z', SI_CHAINS[c.nat ? 'nat' : 'direct'][0]]);
     const pskFile = join(BASE, `psk-${c.name}`);
     writeFileSync(pskFile, `${c.wrongPsk ? 'not the right key' : PSK}\n`, { mode: 0o600 });
     const args = ['--sc', SC_ADDR, '--user', DEFAULT_USER.name, '--mode', 'host'];
@@ -186,7 +197,7 @@ async function runCase(lab: Lab, c: Case): Promise<Record<string, unknown>> {
       facts.attempts = agent.lines.filter((l) => /IPsec: negotiating/.test(l.msg)).map((l) => l.time);
       facts.errors = agent.lines.filter((l) => l.level >= 50 || /down: /.test(l.msg)).map((l) => l.msg).slice(0, 6);
       facts.status = await agent.status().catch((e: Error) => e.message);
-      facts.counters = counters(mid);
+      facts.counters = counters(mid, c.nat);
       facts.siCharonTail = charon!.log().split('\n').filter((l) => /retransmit|AUTH|HASH|NOTIFY|error|failed|establish/i.test(l)).slice(-15);
       const { code } = await agent.stop(8000);
       facts.exitCode = code;
@@ -243,7 +254,7 @@ async function runCase(lab: Lab, c: Case): Promise<Record<string, unknown>> {
       srv.kill('SIGKILL');
       note(`${c.name}: iperf3 ${String(facts.mbps)}`);
     }
-    facts.counters = counters(mid);
+    facts.counters = counters(mid, c.nat);
     facts.statusAfterTraffic = (await agent.status()).ipsec ?? null;
     const { code, tookMs } = await agent.stop(8000);
     facts.exitCode = code;
@@ -252,6 +263,7 @@ async function runCase(lab: Lab, c: Case): Promise<Record<string, unknown>> {
     facts.xfrmStateAfter = si.exec('ip', ['xfrm', 'state']).trim();
     facts.xfrmPolicyAfter = ourPolicies(si);
     if (charon) facts.siSasAfter = si.exec('swanctl', ['--list-sas', '--uri', charon.uri]).trim();
+    facts.scXfrmStatesAfter = sc.exec('ip', ['xfrm', 'state']).split('\n').filter((l) => l.startsWith('src')).length;
     if (charon) facts.siConnsAfter = si.exec('swanctl', ['--list-conns', '--uri', charon.uri]).trim();
     return facts;
   } catch (e) {
