@@ -5,13 +5,15 @@
 #   scripts/build-ipk.sh --stage DIR       -> only lay out the installed files under DIR
 #
 # ARCH is an OpenWrt package architecture (x86_64, aarch64_generic, arm_cortex-a7, ...);
-# the default is this machine's. The native addon (build/Release/softwire.node) and
-# netlink's prebuilt binding are taken as they are, so they must match ARCH *and* the
-# target's C library: the prebuilds netlink ships and an addon built on a glibc host
-# do not load on OpenWrt's musl. For a router, build with the SDK (openwrt/Makefile),
-# which compiles both with the target toolchain; this script is for CI, tests and
-# glibc targets. Overrides: SOFTWIRE_ADDON=FILE (addon for ARCH), NETLINK_NODE=FILE
-# (netlink binding for ARCH), SOURCE_DATE_EPOCH (timestamps; default: last commit).
+# the default is this machine's. The native addon (a local source build,
+# build/Release/softwire.node, for this machine's ARCH; else the committed prebuild
+# for ARCH, prebuilds/linux-<x64|arm64>/) and netlink's prebuilt binding are taken as
+# they are, so they must match ARCH *and* the target's C library: those prebuilds
+# are glibc binaries and do not load on OpenWrt's musl. For a router, build with the
+# SDK (openwrt/Makefile), which compiles both with the target toolchain; this script
+# is for CI, tests and glibc targets. Overrides: SOFTWIRE_ADDON=FILE (addon for ARCH),
+# NETLINK_NODE=FILE (netlink binding for ARCH), SOURCE_DATE_EPOCH (timestamps;
+# default: last commit).
 #
 # Format: the outer container is a gzip'd tar holding ./debian-binary, ./data.tar.gz
 # and ./control.tar.gz in that order, as OpenWrt's ipkg-build writes it. opkg reads
@@ -61,7 +63,7 @@ stage() {
   local dest=$1 addon=$2 netlink_node=$3 netlink_rel=$4
   local lib="$dest/usr/lib/softwire"
   [ -f dist/softwire.js ] || die "dist/softwire.js missing; run: node scripts/build.mjs"
-  [ -f "$addon" ] || die "native addon $addon missing; run: npm ci (node-gyp rebuild)"
+  [ -f "$addon" ] || die "native addon $addon missing; run: npm ci"
   [ -f "$netlink_node" ] || die "netlink binding $netlink_node missing"
   put 0755 openwrt/files/softwire.launcher "$dest/usr/bin/softwire"
   put 0644 dist/softwire.js "$lib/softwire.js"
@@ -89,10 +91,22 @@ det_tar() {
   tar --format=gnu --numeric-owner --owner=0 --group=0 --mtime="@$SOURCE_DATE_EPOCH" "$@"
 }
 
+# The addon for OpenWrt architecture $1 (see the top of this file), or nothing.
+addon_for() {
+  if [ -n "${SOFTWIRE_ADDON:-}" ]; then
+    echo "$SOFTWIRE_ADDON"
+  elif [ "$1" = "$(host_arch 2>/dev/null || true)" ] && [ -f build/Release/softwire.node ]; then
+    echo build/Release/softwire.node
+  elif [ -n "$(node_arch_of "$1")" ] && [ -f "prebuilds/linux-$(node_arch_of "$1")/node.napi.glibc.node" ]; then
+    echo "prebuilds/linux-$(node_arch_of "$1")/node.napi.glibc.node"
+  fi
+}
+
 if [ "${1:-}" = "--stage" ]; then
   [ $# -ge 2 ] || die "usage: $0 --stage DIR [ARCH]"
   dest=$(realpath -m "$2")
-  addon=${SOFTWIRE_ADDON:-build/Release/softwire.node}
+  addon=${SOFTWIRE_ADDON:-$(addon_for "${3:-$(host_arch)}")}
+  [ -n "$addon" ] || die "no addon for ${3:-$(host_arch)}: give SOFTWIRE_ADDON=FILE (softwire.node compiled for it), or use the SDK"
   if [ -n "${NETLINK_NODE:-}" ]; then
     # A binding built for the target (the SDK build): node-gyp-build prefers build/Release.
     stage "$dest" "$addon" "$NETLINK_NODE" build/Release/netlink_binding.node
@@ -116,9 +130,7 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
 fi
 export SOURCE_DATE_EPOCH
 
-if [ "$ARCH" != "$(host_arch 2>/dev/null || true)" ] && [ -z "${SOFTWIRE_ADDON:-}" ]; then
-  die "cross-building for $ARCH: give SOFTWIRE_ADDON=FILE (softwire.node compiled for $ARCH), or use the SDK"
-fi
+[ -n "$(addon_for "$ARCH")" ] || die "no addon for $ARCH: give SOFTWIRE_ADDON=FILE (softwire.node compiled for $ARCH), or use the SDK"
 
 node scripts/build.mjs
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The test command (README, CI). Type-checks, then runs every test file under
-# test/ with Node's test runner. Arguments limit the run to test/<dir> folders,
-# e.g. `npm test -- unit property`.
+# The test command (README, CI). Sets up what is missing (scripts/setup.sh: Debian
+# packages, npm ci), type-checks, then runs every test file under test/ with Node's
+# test runner. Arguments limit the run to test/<dir> folders, e.g.
+# `npm test -- unit property` (which needs no system packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -14,6 +15,11 @@ for d in "${dirs[@]}"; do
   [ -d "test/$d" ] || continue
   while IFS= read -r f; do files+=("$f"); done < <(find "test/$d" -name '*.test.ts' | sort)
 done
+needs=node
+for d in "${dirs[@]}"; do
+  case "$d" in unit | property) ;; *) needs=test ;; esac
+done
+bash scripts/setup.sh "$needs"
 npx tsc --noEmit -p .
 node scripts/build.mjs
 exec node --import tsx --test --test-reporter=spec --test-concurrency="${TEST_CONCURRENCY:-2}" "${files[@]}"

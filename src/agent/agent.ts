@@ -9,7 +9,7 @@ import type { Logger } from '../log';
 import type { Netlink } from '../platform/netlink';
 import type { Sysctl } from '../platform/sysctl';
 import type { Rng } from '../util/random';
-import { Backoff } from './backoff';
+import { ReconnectPolicy } from './reconnect-policy';
 import { Connection, type ConnectionEvent, type DownInfo, OVERHEAD_IPV4, OVERHEAD_IPV6, type TunLike } from './connection';
 import { ControlServer, type ControlReply, type ControlRequest } from './control';
 import { Installer, type InstallerHooks } from './installer';
@@ -17,8 +17,8 @@ import { type EffectiveKeepalive, effectiveKeepalive } from './keepalive';
 import { type AgentState, type KeepaliveStatus, type Status, emptyStatus } from './status';
 import { openDataTransport } from '../dataplane/udp';
 import { Nat44 } from '../ipv4/nat44';
-import { Dhcpv4Server } from '../ipv4/dhcp-server';
-import { type Endpoint, sourceAddressFor } from './transport';
+import { Dhcpv4Server } from '../lan/dhcpv4-server';
+import { type Endpoint, sourceAddressFor } from '../io/udp-socket';
 import type { IpsecGuard } from '../ipsec/guard';
 
 /**
@@ -31,10 +31,15 @@ import type { IpsecGuard } from '../ipsec/guard';
 export interface ConnectionLike {
   readonly sc: Endpoint;
   start(): void;
-  /** Goodbyes within `budgetMs`, then release everything. */
-  stop(budgetMs: number): Promise<void>;
+  /** Goodbyes within `budgetMs`, then release everything; `release: false` keeps the DHCPv6 lease (a reconnect). */
+  stop(budgetMs: number, opts?: { release?: boolean }): Promise<void>;
   /** Release at once, no goodbyes. */
   dispose(): void;
+  /**
+   * After stop() the tunnel may still hold its socket to retransmit StopCCN and answer
+   * the SC's retransmissions (RFC 2661 5.7); `cb` runs when it let go.
+   */
+  onReleased?(cb: () => void): void;
   localAddress(): string;
   fillStatus(s: Status): void;
 }
@@ -86,12 +91,16 @@ type Outcome = { kind: 'down'; info: DownInfo } | { kind: 'stop' } | { kind: 're
 const RANK: Record<Outcome['kind'], number> = { down: 0, reconnect: 1, 'admin-down': 2, stop: 3 };
 
 /** Longest a graceful stop may take before what is left is released without goodbyes (the 3 s promise minus margin). */
-const STOP_BUDGET_MS = 2800;
+const STOP_BUDGET_MS = 2900;
+/** A graceful stop's share of it: room for one StopCCN retransmission (due 1 s after the first) after Release and LCP Terminate. */
+const GRACEFUL_STOP_MS = 2400;
 
 export class Agent {
   private stateNow: AgentState = 'down';
   private since = new Date();
   private conn: ConnectionLike | null = null;
+  /** Cleared attempts still finishing their tunnel's goodbye in the background (see ConnectionLike.onReleased). */
+  private readonly retiring = new Set<ConnectionLike>();
   private installer: Installer | null = null;
   private stopping = false;
   private adminDown = false;
@@ -100,11 +109,9 @@ export class Agent {
   private pending: Outcome | null = null;
   private readonly waiters = new Set<{ state: AgentState; done: (reached: boolean) => void }>();
   private waiterSeq = 0;
-  private backoff: Backoff;
-  private scIndex = 0;
+  /** Which SC next and how long to wait: the pure policy core (reconnect-policy.ts). */
+  private policy: ReconnectPolicy;
   private lastEndpoints: Endpoint[] = [];
-  /** "Try another SC" answers since the last success or other failure. */
-  private elsewhereInARow = 0;
   private reconnects = 0;
   private lastError: Status['lastError'] = null;
   /** The failure the loop is backing off from; a WAN change may cut the wait short. */
@@ -113,6 +120,8 @@ export class Agent {
   private unsubscribe: (() => void) | null = null;
   private wanCheckArmed = false;
   private lastPrefix: Prefix | undefined;
+  /** A reconnect kept the LAN numbered (and its DNS) from the last lease; released on stop, admin-down or lease expiry. */
+  private lanHeld = false;
   private lastDns = '';
   private readonly log: Logger;
   /** Child loggers of the running attempt: pino children keep the level they were made with. */
@@ -137,11 +146,7 @@ export class Agent {
     this.log = d.log;
     this.lastPrefix = d.previousPrefix;
     this.sched = d.scheduler ?? new RealScheduler();
-    this.backoff = this.makeBackoff(d.config);
-  }
-
-  private makeBackoff(c: Config): Backoff {
-    return new Backoff({ initialMs: c.reconnectInitial * 1000, capMs: c.reconnectCap * 1000, jitter: c.reconnectJitter }, this.d.rng ?? Math.random);
+    this.policy = new ReconnectPolicy(reconnectSettings(d.config), d.rng ?? Math.random);
   }
 
   get state(): AgentState {
@@ -229,16 +234,9 @@ export class Agent {
       }
       const info = outcome.info;
       this.lastError = { at: new Date().toISOString(), layer: info.layer, message: info.reason };
-      if (info.retryElsewhere || info.layer === 'transport') this.scIndex++;
-      // "Try another LNS" (RFC 2661 result 2, error 7) sends us on at once while there is
-      // an SC not yet asked since the last success; once all have said it, back off.
-      const elsewhereNow = info.retryElsewhere === true && ++this.elsewhereInARow < this.lastEndpoints.length;
-      if (!info.retryElsewhere) this.elsewhereInARow = 0;
-      let delay = elsewhereNow ? 0 : this.backoff.next();
-      // A rejected login or tunnel secret will not fix itself: wait at least the cap/4 so we do not hammer the SC.
-      if (info.permanent) delay = Math.max(delay, (this.d.config.reconnectCap * 1000) / 4);
+      const { delayMs: delay, rule } = this.policy.failed(info, this.lastEndpoints.length);
       this.setState('connecting');
-      const why = info.permanent ? ' (the SC\'s answer will not change by itself: waiting at least a quarter of the reconnect cap)' : '';
+      const why = rule === 'will-not-fix-itself' ? ' (the SC\'s answer will not change by itself: waiting at least a quarter of the reconnect cap)' : '';
       this.progress('agent', `${info.layer} down: ${info.reason}; retrying in ${(delay / 1000).toFixed(1)} s${why}`);
       this.retryAfter = info;
       const o = await this.waitOutcome(delay);
@@ -366,7 +364,7 @@ export class Agent {
     const eps = await this.endpoints();
     this.lastEndpoints = eps;
     if (eps.length === 0) return this.takePending() ?? { kind: 'down', info: { layer: 'transport', reason: 'no SC address could be resolved' } };
-    const sc = eps[this.scIndex % eps.length]!;
+    const sc = eps[this.policy.sc % eps.length]!;
     let local: string;
     try {
       local = await this.sourceAddress(sc);
@@ -429,23 +427,59 @@ export class Agent {
       // Goodbyes only make sense while the far end may still hear them.
       const graceful = o.kind === 'stop' || o.kind === 'admin-down' || (o.kind === 'reconnect' && !o.why.startsWith('WAN'));
       try {
-        await conn.stop(graceful ? 2000 : o.kind === 'down' ? 300 : 150);
+        await conn.stop(graceful ? GRACEFUL_STOP_MS : o.kind === 'down' ? 300 : 150, { release: o.kind === 'stop' || o.kind === 'admin-down' });
       } catch (e) {
         this.log.warn({ err: (e as Error).message }, 'connection teardown failed; clearing what it installed');
+        conn.dispose();
+      }
+      if (conn.onReleased) {
+        this.retiring.add(conn);
+        conn.onReleased(() => this.retiring.delete(conn));
       }
     }
     live = false;
     this.tearingDown = true;
     try {
-      await installer.clear();
+      // A reconnect keeps the LAN: if the same prefix comes back in time, LAN hosts see nothing.
+      const hold = o.kind === 'down' || o.kind === 'reconnect';
+      const { heldForS } = await installer.clear({ holdLan: hold });
+      if (heldForS > 0) this.holdLan(heldForS);
+      else if (!hold) await this.releaseLan();
     } finally {
       this.tearingDown = false;
+    }
+    if (this.d.ipsec && this.retiring.delete(conn)) {
+      // A tunnel still lingering to retransmit StopCCN would, once the SA and its policies are
+      // gone, put L2TP on the wire in cleartext, which an IPsec SC drops anyway: it ends here.
+      conn.dispose();
     }
     await this.d.ipsec?.down(); // IPsec teardown: after the L2TP goodbyes, which still ride the SA
     this.conn = null;
     this.installer = null;
     this.attemptLogs = [];
     return o;
+  }
+
+  /** Keeps the LAN numbered from the last lease for at most its remaining valid lifetime. */
+  private holdLan(forS: number): void {
+    this.lanHeld = true;
+    this.d.installerHooks?.onLanHeld?.();
+    this.log.info({ validForS: Math.round(forS) }, 'reconnecting: the LAN keeps its prefix while the lease is valid');
+    this.sched.set('agent:lan-hold', Math.min(forS * 1000, 2 ** 31 - 1), () => void this.releaseLan());
+  }
+
+  /** Withdraws a held LAN numbering and its DNS (stop, admin-down, or the lease ran out before a prefix came back). */
+  private async releaseLan(): Promise<void> {
+    this.sched.clear('agent:lan-hold');
+    if (!this.lanHeld) return;
+    this.lanHeld = false;
+    const h = this.d.installerHooks ?? {};
+    try {
+      await h.onPrefix?.(null);
+      await h.onDns?.({ servers: [], domains: [] });
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'withdrawing the held LAN failed');
+    }
   }
 
   /**
@@ -490,11 +524,17 @@ export class Agent {
         if (this.stateNow === 'up' && (ev.layer === 'ipv6' || ev.layer === 'ipv4')) this.notify();
         return;
       case 'up':
-        this.backoff.reset();
-        this.elsewhereInARow = 0;
+        this.policy.up();
         this.setState('up');
         return;
+      case 'degraded':
+        // The notify receiver re-reads status, which now says what is missing (or no longer).
+        if (this.stateNow === 'up') this.notify();
+        return;
       case 'prefix':
+        // A new lease owns the LAN now (same prefix: kept as is; another: the old one deprecated by the provisioner).
+        this.lanHeld = false;
+        this.sched.clear('agent:lan-hold');
         this.lastPrefix = ev.prefix;
         this.d.savePrefix?.(ev.prefix);
         this.notify();
@@ -537,7 +577,7 @@ export class Agent {
   private async checkWanWhileWaiting(tries = 0): Promise<void> {
     const info = this.retryAfter;
     if (!info || (info.layer !== 'transport' && info.layer !== 'wan') || this.lastEndpoints.length === 0) return;
-    const sc = this.lastEndpoints[this.scIndex % this.lastEndpoints.length]!;
+    const sc = this.lastEndpoints[this.policy.sc % this.lastEndpoints.length]!;
     const now = await this.sourceAddress(sc).catch(() => null);
     if (this.retryAfter !== info) return;
     if (now) this.signal({ kind: 'reconnect', why: `WAN has a route to ${sc.address} again (from ${now})` });
@@ -584,7 +624,7 @@ export class Agent {
       case 'up':
         if (!this.adminDown) return { ok: true, message: `already ${this.stateNow === 'up' ? 'up' : 'enabled'}` };
         this.adminDown = false;
-        this.backoff.reset();
+        this.policy.reset();
         this.signal({ kind: 'reconnect', why: 'administratively up' });
         return { ok: true, message: 'bringing the softwire up' };
       case 'down':
@@ -594,7 +634,7 @@ export class Agent {
         return { ok: true, message: 'taking the softwire down' };
       case 'reconnect':
         this.adminDown = false;
-        this.backoff.reset();
+        this.policy.reset();
         this.signal({ kind: 'reconnect', why: 'requested by operator' });
         return { ok: true, message: 'reconnecting' };
       case 'wait': {
@@ -625,7 +665,7 @@ export class Agent {
       this.log.level = config.logLevel;
       for (const l of this.attemptLogs) l.level = config.logLevel;
     }
-    if (changed.some((k) => k === 'reconnectInitial' || k === 'reconnectCap' || k === 'reconnectJitter')) this.backoff = this.makeBackoff(config);
+    if (changed.some((k) => k === 'reconnectInitial' || k === 'reconnectCap' || k === 'reconnectJitter')) this.policy.configure(reconnectSettings(config));
     if (changed.includes('controlSocket')) void this.moveControl(config.controlSocket);
     const needs = secretsChanged || changed.some((k) => !live.has(k));
     this.log.info({ changed, secretsChanged }, needs ? 'configuration reloaded; reconnecting' : 'configuration reloaded');
@@ -673,12 +713,20 @@ export class Agent {
       this.sched.clear('agent:wan-recheck');
       // Pending waits end unanswered rather than keep the process alive on their timers.
       for (const w of [...this.waiters]) w.done(this.stateNow === w.state);
+      await this.releaseLan();
+      // A tunnel still saying goodbye in the background ends with the process.
+      for (const c of [...this.retiring]) c.dispose();
+      this.retiring.clear();
       this.unsubscribe?.();
-      await this.control?.close();
+      await this.control?.close().catch((e: Error) => this.log.warn({ err: e.message }, 'control socket close failed'));
       this.forceEnd?.();
     })();
     return this.stopped;
   }
+}
+
+function reconnectSettings(c: Config) {
+  return { initialMs: c.reconnectInitial * 1000, capMs: c.reconnectCap * 1000, jitter: c.reconnectJitter };
 }
 
 function prefixed(p: string, o: Record<string, number>): Record<string, number> {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/schema';
 import type { Secrets } from '../config/load';
-import { applyTimer, type Scheduler } from '../core/scheduler';
+import { applyTimer, type Scheduler, TrackedScheduler } from '../core/scheduler';
 import { isTimerAction, type TimerAction } from '../core/actions';
 import { Lac, type LacAction } from '../l2tp/lac';
 import { PppLink, type LinkAction, type IpcpLinkResult } from '../ppp/link';
@@ -11,11 +11,14 @@ import { Slaac, type SlaacAction } from '../ipv6/slaac';
 import { RouterSolicitor, type RsAction } from '../ipv6/rs';
 import { Dhcp6Client, type Dhcp6Action } from '../ipv6/dhcp6-client';
 import type { Logger } from '../log';
-import type { Endpoint } from './transport';
+import type { Endpoint } from '../io/udp-socket';
 import { DataCounters } from '../dataplane/counters';
 import { Dataplane, type FrameTun, type TunBatch } from '../dataplane/dataplane';
+import type { TunLike } from '../io/tun';
 import { type DatagramTransport, NativeUdpTransport } from '../dataplane/udp';
 import { Installer } from './installer';
+import { DropLog, guarded } from '../io/drops';
+import { type Milestone, type Phase, SessionCore, type SessionInput } from './session-core';
 import type { Status } from './status';
 
 /**
@@ -28,6 +31,12 @@ import type { Status } from './status';
 /** IPv4 + UDP + L2TP (no optional fields) + PPP (FF 03 + protocol): RFC 5571 5.2.1 gives 1460 on a 1500 link. */
 export const OVERHEAD_IPV4 = 20 + 8 + 8 + 4;
 export const OVERHEAD_IPV6 = 40 + 8 + 8 + 4;
+
+/** The layer a setup phase that overran is reported under. */
+const PHASE_LAYER: Record<Phase, Layer> = { tunnel: 'tunnel', session: 'session', lcp: 'ppp', auth: 'auth', ncp: 'ppp' };
+
+/** Longest a cleared tunnel keeps its socket to retransmit StopCCN and answer the SC (RFC 2661 5.7 linger) after the next dial began. */
+const RETIRE_CAP_MS = 40_000;
 
 export type Layer = 'transport' | 'tunnel' | 'session' | 'ppp' | 'auth' | 'ipv6' | 'ipv4' | 'wan' | 'ipsec';
 
@@ -42,19 +51,14 @@ export interface DownInfo {
 
 export type ConnectionEvent =
   | { type: 'progress'; layer: Layer; message: string }
-  | { type: 'up' }
+  /** The link is usable (see session-core.ts); `degraded` names what the SC did not provide in time. */
+  | { type: 'up'; degraded?: string | null }
+  /** While up, what is missing changed. */
+  | { type: 'degraded'; reason: string | null }
   | { type: 'prefix'; prefix: Prefix }
   | { type: 'down'; info: DownInfo };
 
-/** The kernel-facing pieces a Connection needs; the agent provides real ones, tests may fake them. */
-export interface TunLike {
-  readonly name: string;
-  onPackets(cb: (batch: { count: number; packet(i: number): Uint8Array } & Partial<TunBatch>) => void, onError?: (e: Error) => void): void;
-  write(pkt: Uint8Array): boolean;
-  /** The native TUN's batched write; with it (and the native UDP transport) the data fast path runs. */
-  writeFrames?: FrameTun['writeFrames'];
-  close(): void;
-}
+export type { TunLike } from '../io/tun';
 
 export interface ConnectionDeps {
   config: Config;
@@ -84,21 +88,33 @@ export class Connection {
   private dhcp: Dhcp6Client | null = null;
   private linkLocal: string | null = null;
   private finished = false;
-  private upSent = false;
-  private ipv6Up = false;
   private ipv4: IpcpLinkResult | null = null;
+  /** Phases, their deadlines and when the link is usable: the pure core this driver feeds. */
+  private readonly setup: SessionCore;
   private released: (() => void) | null = null;
   private pppClosed: (() => void) | null = null;
   readonly counters = new DataCounters();
-  readonly started = Date.now();
   private readonly log: Logger;
+  /** This connection's timers (every core's, the setup deadline, the stop waits). */
+  private readonly sched: TrackedScheduler;
+  /** Exceptions the edges threw (TUN, UDP, the data fast path): counted as io.*, never fatal. */
+  private readonly io: DropLog;
 
   constructor(
     readonly sc: Endpoint,
     private readonly d: ConnectionDeps,
   ) {
     this.log = d.log;
+    this.sched = new TrackedScheduler(d.scheduler);
+    this.io = new DropLog(d.log, () => this.sched.now());
     const c = d.config;
+    this.setup = new SessionCore({
+      deadlines: { tunnel: c.sccrpTimeout * 1000, session: c.icrpTimeout * 1000, lcp: c.lcpTimeout * 1000, auth: c.authTimeout * 1000, ncp: c.ncpTimeout * 1000 },
+      provisionWaitMs: c.provisionWait * 1000,
+      mode: c.mode,
+      needIpv6: c.ncp !== 'ipv4',
+      needIpv4: c.ncp !== 'ipv6',
+    });
     this.lac = new Lac({
       hostName: c.hostname,
       vendorName: 'softwire',
@@ -120,13 +136,52 @@ export class Connection {
 
   start(): void {
     this.d.emit({ type: 'progress', layer: 'tunnel', message: `dialling ${this.sc.address}:${this.sc.port}` });
+    this.feed({ type: 'dialed' });
     this.run('l2tp', () => this.lac.open());
+  }
+
+  /** One input to the setup core, and its actions carried out. */
+  private feed(ev: SessionInput): void {
+    if (this.finished) return;
+    const sched = this.sched;
+    for (const a of this.setup.input(ev, sched.now())) {
+      switch (a.type) {
+        case 'arm':
+          sched.set('setup:deadline', a.at - sched.now(), () => this.feed({ type: 'timer' }));
+          break;
+        case 'disarm':
+          sched.clear('setup:deadline');
+          break;
+        case 'expired':
+          // StopCCN result 2 (general error) with the reason, so the SC's log says why we left.
+          this.closeCode = { result: 2, error: 0, message: a.message };
+          this.fail({ layer: PHASE_LAYER[a.phase], reason: a.message });
+          break;
+        case 'up':
+          if (a.degraded) this.log.warn({ degraded: a.degraded }, 'up, degraded');
+          this.d.emit({ type: 'up', degraded: a.degraded });
+          break;
+        case 'degraded':
+          this.d.emit({ type: 'degraded', reason: a.reason });
+          break;
+      }
+    }
+  }
+
+  /** Feeds `ev` once the installer has put into the kernel what was queued before it. */
+  private feedWhenSettled(ev: () => SessionInput): void {
+    void this.d.installer.settled().then(() => this.feed(ev()));
+  }
+
+  private hasGlobalAddress(): boolean {
+    return this.d.installer.ipv6Status('').address !== null;
   }
 
   // ------------------------------------------------------------ action plumbing
 
   /** Runs one core input and carries out its actions; nothing thrown escapes into the event loop. */
   private run(core: Core, input: () => readonly { type: string }[]): void {
+    if (this.disposed || (this.retired && core !== 'l2tp')) return;
     if (this.finished && core !== 'l2tp' && core !== 'ppp' && core !== 'dhcp6') return;
     let actions: readonly { type: string }[];
     try {
@@ -137,13 +192,28 @@ export class Connection {
       return;
     }
     for (const a of actions) {
-      if (isTimerAction(a)) applyTimer(this.d.scheduler, core, a as TimerAction, (t) => this.timer(core, t));
-      else this.act(core, a);
+      try {
+        if (isTimerAction(a)) applyTimer(this.sched, core, a as TimerAction, (t) => this.timer(core, t));
+        else this.act(core, a);
+      } catch (e) {
+        // An edge that threw while carrying out an action: counted, the rest still runs.
+        this.io.count(`${core}-action-exception`, e);
+      }
+    }
+    if (core === 'ppp' && this.ppp) this.feed({ type: 'ppp-phase', phase: this.ppp.phase });
+    if (core === 'dhcp6' && this.dhcp) {
+      const st = this.dhcp.status().state;
+      this.feed({ type: 'dns-pending', pending: st === 'soliciting' || st === 'requesting' || st === 'informing' });
+    }
+    if (core === 'l2tp' && this.acked && this.lac.status().tunnel.unacknowledged === 0) {
+      const done = this.acked;
+      this.acked = null;
+      done();
     }
   }
 
   private timer(core: Core, name: string): void {
-    const now = this.d.scheduler.now();
+    const now = this.sched.now();
     switch (core) {
       case 'l2tp':
         return this.run(core, () => this.lac.timerFired(name));
@@ -177,12 +247,17 @@ export class Connection {
     this.counters.drops[reason] = (this.counters.drops[reason] ?? 0) + 1;
   }
 
+  /** Every datagram we send goes out here: a send the kernel refuses (EPERM from a firewall rule) is a drop, not an exception. */
+  private sendUdp(bytes: Uint8Array): void {
+    guarded(this.io, 'udp-send', undefined, () => this.d.transport.send(bytes));
+  }
+
   // ------------------------------------------------------------------ L2TP
 
   private onLac(a: LacAction): void {
     switch (a.type) {
       case 'send':
-        this.d.transport.send(a.bytes);
+        this.sendUdp(a.bytes);
         return;
       case 'peer-address':
         this.d.transport.retarget(a.from);
@@ -194,13 +269,15 @@ export class Connection {
           layer: 'tunnel',
           message: `tunnel up (local id ${a.info.localTunnelId}, SC id ${a.info.remoteTunnelId}, SC "${a.info.peerHostName}"${a.info.authenticated ? ', authenticated' : ''})`,
         });
+        this.feed({ type: 'tunnel-up' });
         return;
       case 'session-up':
         this.d.emit({ type: 'progress', layer: 'session', message: `session up (local id ${a.info.localSessionId}, SC id ${a.info.remoteSessionId})` });
+        this.feed({ type: 'session-up' });
         this.startPpp();
         return;
       case 'frame':
-        if (this.ppp) this.run('ppp', () => this.ppp!.receive(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), this.d.scheduler.now()));
+        if (this.ppp) this.run('ppp', () => this.ppp!.receive(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), this.sched.now()));
         return;
       case 'down': {
         const layer = a.layer === 'tunnel' ? 'tunnel' : 'session';
@@ -222,6 +299,8 @@ export class Connection {
         return;
       }
       case 'closed':
+        // Teardown over (acknowledged, linger spent): a retired connection lets go of its socket.
+        if (this.retired) this.dispose();
         return;
     }
   }
@@ -243,14 +322,14 @@ export class Connection {
       echo: { intervalMs: c.lcpEchoInterval * 1000, failures: c.lcpEchoFailure, anyTrafficIsLiveness: false },
       ipv4Traffic: c.ncp !== 'ipv6' || c.ipv4DefaultRoute,
     });
-    this.run('ppp', () => this.ppp!.lowerUp(this.d.scheduler.now()));
+    this.run('ppp', () => this.ppp!.lowerUp(this.sched.now()));
   }
 
   private onPpp(a: LinkAction): void {
     switch (a.type) {
       case 'send': {
         const bytes = this.lac.sendFrame(a.frame);
-        if (bytes) this.d.transport.send(bytes);
+        if (bytes) this.sendUdp(bytes);
         return;
       }
       case 'auth-ok':
@@ -262,6 +341,7 @@ export class Connection {
       case 'ncp-up':
         if (a.ncp === 'ipv6cp') this.ipv6cpUp(a.result.ourIid, a.result.peerIid);
         else this.ipcpUp(a.result);
+        this.feed({ type: 'ncp-up', ncp: a.ncp });
         return;
       case 'ncp-down':
         this.log.warn({ ncp: a.ncp, reason: a.reason }, 'NCP down');
@@ -303,15 +383,21 @@ export class Connection {
         counters: this.counters,
       });
       this.dataplane = dp;
-      transport.setSink(dp);
+      // The fast path runs inside the socket's receive callback: whatever it throws stops here.
+      const io = this.io;
+      transport.setSink({
+        begin: () => guarded(io, 'dataplane-rx', undefined, () => dp.begin()),
+        take: (buf, off, len) => guarded(io, 'dataplane-rx', true, () => dp.take(buf, off, len)),
+        flush: (buf) => guarded(io, 'dataplane-rx', undefined, () => dp.flush(buf)),
+      });
     }
     const dp = this.dataplane;
     tun.onPackets(
       (batch) => {
-        if (dp && batch.buffer && dp.fromTun(batch as TunBatch)) return;
-        for (let i = 0; i < batch.count; i++) this.fromTun(batch.packet(i));
+        if (dp && batch.buffer && guarded(this.io, 'dataplane-tx', true, () => dp.fromTun(batch as TunBatch))) return;
+        for (let i = 0; i < batch.count; i++) guarded(this.io, 'tun-rx', undefined, () => this.fromTun(batch.packet(i)));
       },
-      (e) => this.log.error({ err: e }, 'TUN read failed'),
+      (e) => this.io.count('tun-read', e),
     );
     return tun;
   }
@@ -336,7 +422,7 @@ export class Connection {
     }
     this.counters.txPackets++;
     this.counters.txOctets += pkt.length;
-    this.d.transport.send(bytes);
+    this.sendUdp(bytes);
   }
 
   /** A packet from the SC that the fast path left to the cores: ours to handle (RA, DHCPv6, ND for DAD) or the kernel's. */
@@ -366,7 +452,11 @@ export class Connection {
       this.counters.drop('rx', 'no-tun');
       return;
     }
-    if (!this.tun.write(payload)) {
+    // The kernel refuses what is not a well-formed IP packet (EINVAL): a hostile frame, counted as io.tun-write.EINVAL.
+    const tun = this.tun;
+    const written = guarded(this.io, 'tun-write', null, () => tun.write(payload));
+    if (written === null) return;
+    if (!written) {
       this.counters.drop('rx', 'tun-queue-full');
       return;
     }
@@ -378,7 +468,7 @@ export class Connection {
   private sendIpv6(packet: Uint8Array): void {
     const frame = this.ppp?.sendData(PROTO.IPV6, packet);
     const bytes = frame ? this.lac.sendFrame(frame) : undefined;
-    if (bytes) this.d.transport.send(bytes);
+    if (bytes) this.sendUdp(bytes);
     else this.counters.drop('tx', 'ipv6-control-not-sent');
   }
 
@@ -392,7 +482,7 @@ export class Connection {
     this.d.emit({ type: 'progress', layer: 'ipv6', message: `IPV6CP up: link-local ${this.linkLocal}, SC ${linkLocalFromIid(peerIid)}` });
     this.d.installer.tunUp(tun.name, this.d.mtu, this.linkLocal);
     const rng = Math.random;
-    const clock = () => this.d.scheduler.now();
+    const clock = () => this.sched.now();
     this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.d.mtu });
     this.rs = new RouterSolicitor({ rng, source: this.linkLocal });
     this.dhcp = new Dhcp6Client({
@@ -410,11 +500,9 @@ export class Connection {
       // l2tpns ignores Release; two tries keep shutdown inside its 3 s budget.
       releaseMaxRc: 1,
     });
-    this.ipv6Up = true;
     this.run('rs', () => this.rs!.start());
     // RFC 7084 WPD-2: a router solicits IA_PD whatever the RA's M/O flags say.
     if (c.mode === 'router') this.run('dhcp6', () => this.dhcp!.start());
-    this.markUp();
   }
 
   private onRs(a: RsAction): void {
@@ -438,15 +526,18 @@ export class Connection {
       case 'address':
         this.d.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/${a.prefixLength} (SLAAC)` });
         ins.address('slaac', a.address, 64, a.validLifetime, a.preferredLifetime);
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
       case 'address-removed':
         ins.removeAddress('slaac', a.address, 64);
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
       case 'dad-failed':
         this.log.error({ address: a.address }, 'duplicate address detected on the softwire; address not used');
         return;
       case 'default-route':
         ins.defaultRoute6(a.present);
+        this.feedWhenSettled(() => ({ type: 'default-route', present: a.present }));
         return;
       case 'dns':
         ins.dns('ra', a.servers, a.search);
@@ -467,16 +558,21 @@ export class Connection {
         this.d.emit({ type: 'progress', layer: 'ipv6', message: `delegated prefix ${a.prefix}/${a.length}` });
         this.d.emit({ type: 'prefix', prefix: { prefix: a.prefix, length: a.length } });
         ins.delegatedPrefix({ prefix: a.prefix, length: a.length, preferredLifetime: a.preferredLifetime, validLifetime: a.validLifetime });
+        // The installer's LAN hook numbers and advertises the LANs inside its queue.
+        this.feedWhenSettled(() => ({ type: 'prefix', present: true }));
         return;
       case 'prefix-removed':
         this.log.info({ prefix: a.prefix, length: a.length, reason: a.reason }, 'delegated prefix removed');
         ins.delegatedPrefix(null);
+        this.feed({ type: 'prefix', present: false });
         return;
       case 'address':
         ins.address('dhcp6', a.address, 128, a.validLifetime, a.preferredLifetime);
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
       case 'address-removed':
         ins.removeAddress('dhcp6', a.address, 128);
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
       case 'dns':
         ins.dns('dhcp6', a.servers, a.domains);
@@ -505,19 +601,8 @@ export class Connection {
       this.d.installer.tunUp(tun.name, this.d.mtu, null);
       this.d.installer.ipv4(r.address, r.peer, r.dns);
     }
-    this.markUp();
-  }
-
-  private markUp(): void {
-    if (this.upSent) return;
-    const need6 = this.d.config.ncp !== 'ipv4';
-    const need4 = this.d.config.ncp !== 'ipv6';
-    if ((need6 && !this.ipv6Up) || (need4 && !this.ipv4)) return;
-    this.upSent = true;
-    // "up" promises a usable link: wait until the TUN, its addresses and routes are in the kernel.
-    void this.d.installer.settled().then(() => {
-      if (!this.finished) this.d.emit({ type: 'up' });
-    });
+    // Usable once the TUN, its address and routes are in the kernel.
+    this.feedWhenSettled(() => ({ type: 'ipv4-ready' }));
   }
 
   // -------------------------------------------------------------- teardown
@@ -530,62 +615,111 @@ export class Connection {
 
   /**
    * Graceful stop, bounded by `budgetMs`: DHCPv6 Release, LCP Terminate, CDN and
-   * StopCCN go out in that order, each waited for briefly; then everything this
-   * connection installed is removed and its sockets and timers are released.
+   * StopCCN go out in that order, each waited for briefly, and the TUN is closed so
+   * the next attempt can open it. The tunnel's own end outlives the returned promise:
+   * until the L2TP core reports `closed` (our StopCCN acknowledged, or the linger
+   * after the SC's StopCCN spent; RFC 2661 5.7) the socket stays open to retransmit
+   * and to answer the SC's retransmissions with ZLBs, while the agent may already
+   * dial again on a new socket. `onReleased` fires when that is over.
    */
-  async stop(budgetMs = 2000): Promise<void> {
+  async stop(budgetMs = 2000, opts: { release?: boolean } = {}): Promise<void> {
     const wasUp = !this.finished;
     this.finished = true;
-    const deadline = Date.now() + budgetMs;
+    const sched = this.sched;
+    const deadline = sched.now() + budgetMs;
+    let seq = 0;
+    /** Waits for `arm`'s signal, at most `ms` and never past the deadline; the timer is the connection's own. */
     const wait = (ms: number, arm: (done: () => void) => void) =>
       new Promise<void>((res) => {
-        const t = setTimeout(res, Math.max(0, Math.min(ms, deadline - Date.now())));
-        arm(() => {
-          clearTimeout(t);
+        const key = `stop:${seq++}`;
+        let over = false;
+        const done = () => {
+          if (over) return;
+          over = true;
+          sched.clear(key);
           res();
+        };
+        sched.set(key, Math.max(0, Math.min(ms, deadline - sched.now())), done);
+        arm(done);
+      });
+    try {
+      // Releasing the prefix is for leaving; a reconnect wants the same prefix back (the LAN keeps it meanwhile).
+      if (wasUp && opts.release !== false && this.dhcp && this.dhcp.status().state !== 'idle') {
+        await wait(400, (done) => {
+          this.released = done;
+          this.run('dhcp6', () => this.dhcp!.release());
         });
-      });
-    if (wasUp && this.dhcp && this.dhcp.status().state !== 'idle') {
-      await wait(500, (done) => {
-        this.released = done;
-        this.run('dhcp6', () => this.dhcp!.release());
-      });
+      }
+      if (wasUp && this.ppp && this.ppp.phase !== 'dead') {
+        await wait(500, (done) => {
+          this.pppClosed = done;
+          this.run('ppp', () => this.ppp!.close('administrative shutdown', sched.now()));
+        });
+      }
+      const t = this.lac.status().tunnel.state;
+      if (t === 'established' || t === 'wait-ctl-reply') this.run('l2tp', () => this.lac.close(this.closeCode ?? undefined));
+      // Until the SC acknowledges our StopCCN (retransmitted by the core as RFC 2661 5.8 says), or the budget ends.
+      if (this.lac.status().tunnel.state === 'closing' && this.lac.status().tunnel.unacknowledged > 0) {
+        await wait(Number.POSITIVE_INFINITY, (done) => (this.acked = done));
+      }
+    } finally {
+      this.retire();
     }
-    if (wasUp && this.ppp && this.ppp.phase !== 'dead') {
-      await wait(600, (done) => {
-        this.pppClosed = done;
-        this.run('ppp', () => this.ppp!.close('administrative shutdown', this.d.scheduler.now()));
-      });
-    }
-    if (this.lac.status().tunnel.state === 'established' || this.lac.status().tunnel.state === 'wait-ctl-reply') {
-      this.run('l2tp', () => this.lac.close());
-      // Wait for the SC's ack of StopCCN so it does not keep retransmitting at us.
-      await wait(800, (done) => {
-        const poll = setInterval(() => {
-          if (this.lac.status().tunnel.unacknowledged === 0) {
-            clearInterval(poll);
-            clearTimeout(cap);
-            done();
-          }
-        }, 20);
-        const cap = setTimeout(() => clearInterval(poll), 800);
-      });
-    }
-    this.dispose();
   }
 
-  /** Releases timers, TUN and socket at once (no goodbyes); installed state is the installer's to clear. */
-  dispose(): void {
-    this.finished = true;
-    // Each connection has a scheduler of its own, so this drops exactly its timers.
-    this.d.scheduler.clearAll();
+  /** Why this attempt is being cleared, sent in our StopCCN (set when a phase deadline expires). */
+  private closeCode: { result: number; error?: number; message?: string } | null = null;
+  /** Called once our StopCCN is acknowledged. */
+  private acked: (() => void) | null = null;
+  private retired = false;
+  private releasedCb: (() => void) | null = null;
+  private disposed = false;
+
+  /** Notified when the tunnel's end is over and the socket closed (at once if it already is). */
+  onReleased(cb: () => void): void {
+    if (this.disposed) cb();
+    else this.releasedCb = cb;
+  }
+
+  /** Everything above L2TP ends now; L2TP keeps its socket until the core says `closed` or the cap. */
+  private retire(): void {
+    if (this.retired || this.disposed) return;
+    this.retired = true;
+    this.closeTun();
+    // Only L2TP runs on: the other cores' timers would fire into nothing.
+    this.sched.clearWhere((k) => !k.startsWith('l2tp:'));
+    const t = this.lac.status().tunnel.state;
+    if (t === 'closed' || t === 'idle') {
+      this.dispose();
+      return;
+    }
+    // A bound, whatever the core does: the longest linger is one retransmission cycle.
+    this.sched.set('retire:cap', RETIRE_CAP_MS, () => this.dispose());
+  }
+
+  private closeTun(): void {
+    this.dataplane = null;
     try {
       this.tun?.close();
     } catch {
       /* already closed */
     }
     this.tun = null;
-    this.d.transport.close();
+  }
+
+  /** Releases timers, TUN and socket at once (no goodbyes); installed state is the installer's to clear. */
+  dispose(): void {
+    this.finished = true;
+    this.retired = true;
+    this.sched.clearAll();
+    this.closeTun();
+    if (!this.disposed) {
+      this.disposed = true;
+      guarded(this.io, 'udp-close', undefined, () => this.d.transport.close());
+      const cb = this.releasedCb;
+      this.releasedCb = null;
+      cb?.();
+    }
   }
 
   // ----------------------------------------------------------------- status
@@ -598,7 +732,12 @@ export class Connection {
     s.session = l.session.localId !== undefined ? { localId: l.session.localId, remoteId: l.session.remoteId ?? 0, state: l.session.state } : null;
     const { drops: l2drops, ...l2 } = l.counters;
     s.counters.l2tp = { ...l2 };
-    s.counters.drops = { ...prefixKeys('l2tp', l2drops), ...prefixKeys('transport', this.d.transport.drops), ...prefixKeys('data', this.counters.drops) };
+    s.counters.drops = {
+      ...prefixKeys('l2tp', l2drops),
+      ...prefixKeys('transport', this.d.transport.drops),
+      ...prefixKeys('data', this.counters.drops),
+      ...prefixKeys('io', this.io.counts),
+    };
     s.counters.data = this.counters.snapshot();
     if (this.ppp) {
       const p = this.ppp.status();
@@ -620,6 +759,13 @@ export class Connection {
     // RA/ND and DHCPv6 the cores refused: without these, hostile or broken SC-side packets vanish unseen.
     if (this.slaac) Object.assign(s.counters.drops, prefixKeys('ipv6', this.slaac.status().drops));
     if (this.dhcp) Object.assign(s.counters.drops, prefixKeys('dhcp6', this.dhcp.status().counters.ignored));
+    const st = this.setup.status();
+    // Monotonic milestones as wall-clock times, so a user sees where the setup time went.
+    const nowMono = this.sched.now();
+    const wall = Date.now();
+    const iso = (t: number | null) => (t === null ? null : new Date(wall - (nowMono - t)).toISOString());
+    s.phases = Object.fromEntries(Object.entries(st.at).map(([k, v]) => [k, iso(v)])) as Record<Milestone, string | null>;
+    s.degraded = st.degraded;
   }
 }
 

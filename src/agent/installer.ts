@@ -1,5 +1,5 @@
 import type { Provision } from '../config/schema';
-import type { Dhcpv4Control } from '../ipv4/dhcp-server';
+import type { Dhcpv4Control } from '../lan/dhcpv4-server';
 import type { Logger } from '../log';
 import type { Netlink } from '../platform/netlink';
 import { INFINITY_LIFETIME, RT_TABLE_MAIN } from '../platform/netlink';
@@ -33,6 +33,8 @@ export interface InstallerHooks {
   onDns?: (dns: DnsInfo) => Promise<void> | void;
   /** LAN entries for status. */
   lanStatus?: () => LanStatus[];
+  /** A reconnect keeps the LAN numbered from the last lease (the next onPrefix re-applies or replaces it). */
+  onLanHeld?: () => void;
 }
 
 export interface InstallerOptions {
@@ -55,7 +57,7 @@ export interface InstallerOptions {
    */
   nat44?: Nat44Control;
   /**
-   * Router role with an IPv4 softwire: the LAN DHCPv4 server (src/ipv4/dhcp-server.ts),
+   * Router role with an IPv4 softwire: the LAN DHCPv4 server (src/lan/dhcpv4-server.ts),
    * started once IPv4 routes into the TUN, given IPCP's DNS, stopped by clear().
    */
   dhcpv4?: Dhcpv4Control;
@@ -314,11 +316,22 @@ export class Installer {
     };
   }
 
-  /** Removes everything installed, in reverse order of dependence: LAN, routes, addresses, DNS. */
-  async clear(): Promise<void> {
-    if (this.lease && this.hooks.onPrefix) {
-      const hook = this.hooks.onPrefix;
-      this.enqueue('lan-clear', async () => hook(null));
+  /**
+   * Removes everything installed, in reverse order of dependence: LAN, routes, addresses, DNS.
+   * With `holdLan` (a reconnect, not a stop) the LAN numbering and the DNS handed to it stay:
+   * LAN hosts see no withdrawal if the same prefix comes back within its valid lifetime.
+   * Returns for how long (s) the held LAN's lease is still valid, or 0 if nothing is held.
+   */
+  async clear(opts: { holdLan?: boolean } = {}): Promise<{ heldForS: number }> {
+    let heldForS = 0;
+    const l = this.lease;
+    if (l && this.hooks.onPrefix) {
+      const left = l.validLifetime >= INFINITY_LIFETIME ? INFINITY_LIFETIME : Math.max(0, l.validLifetime - (Date.now() - l.at) / 1000);
+      if (opts.holdLan && left > 0) heldForS = left;
+      else {
+        const hook = this.hooks.onPrefix;
+        this.enqueue('lan-clear', async () => hook(null));
+      }
     }
     this.lease = null;
     const tun = this.tun;
@@ -337,7 +350,8 @@ export class Installer {
     if (this.dnsBySource.size) {
       this.dnsBySource.clear();
       const hook = this.hooks.onDns;
-      if (hook) this.enqueue('dns-clear', async () => hook({ servers: [], domains: [] }));
+      // A held LAN keeps advertising the DNS it had; the next attempt's DNS replaces it.
+      if (hook && heldForS === 0) this.enqueue('dns-clear', async () => hook({ servers: [], domains: [] }));
     }
     const dhcpv4 = this.opts.dhcpv4;
     if (dhcpv4 && this.dhcpv4Queued) {
@@ -364,6 +378,7 @@ export class Installer {
     this.defaultRoute = false;
     this.globalAddress = null;
     await this.settled();
+    return { heldForS };
   }
 }
 

@@ -16,11 +16,9 @@ export interface DelegatedPrefixStatus {
   validUntil: string | null;
 }
 
-export interface LanStatus {
-  ifname: string;
-  prefix: string;
-  address: string;
-}
+/** One LAN's numbering; defined with the provisioner that fills it in (a lower layer). */
+export type { LanStatus } from '../lan/provisioner';
+import type { LanStatus } from '../lan/provisioner';
 
 export interface Status {
   state: AgentState;
@@ -60,6 +58,10 @@ export interface Status {
   keepalive?: KeepaliveStatus | null;
   /** The IPsec step (RFC 3193) when `ipsec` is on: SA phase, NAT-T, algorithms, rekey times, MTU cost. */
   ipsec?: IpsecStatus | null;
+  /** When the current attempt reached each setup milestone (ISO times; null: not yet). */
+  phases?: Record<'dial' | 'tunnel' | 'session' | 'lcp' | 'auth' | 'ncp' | 'address' | 'prefix', string | null> | null;
+  /** Up, but something the SC should provide did not come in time (e.g. "no delegated prefix ..."); null when whole. */
+  degraded?: string | null;
 }
 
 export interface KeepaliveStatus {
@@ -91,5 +93,7 @@ export function emptyStatus(now = new Date()): Status {
     reconnects: 0,
     lastError: null,
     keepalive: null,
+    phases: null,
+    degraded: null,
   };
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Agent } from '../agent/agent';
 import type { InstallerHooks } from '../agent/installer';
-import type { Endpoint } from '../agent/transport';
+import type { Endpoint } from '../io/udp-socket';
 import { ConfigError, maskSecrets, resolveSecrets } from '../config/load';
 import { createLogger } from '../log';
 import { Netlink } from '../platform/netlink';
@@ -49,7 +49,11 @@ Examples:
     );
   addConfigFlags(run);
   run.action(async (_opts, cmd: Command) => {
-    process.exitCode = await runAgent(cmd);
+    const code = await runAgent(cmd);
+    // "stopped" means stopped: whatever is left (a notify command that hangs, a socket
+    // whose close failed, a stray timer) must not keep the process alive. Logs are
+    // written synchronously (log.ts), so nothing is lost.
+    process.exit(code);
   });
 }
 
@@ -221,5 +225,7 @@ function lanHooks(config: Config, netlink: Netlink, scheduler: RealScheduler, lo
       lastNumbered = numbered;
     },
     lanStatus: () => lan?.status() ?? [],
+    // After a reconnect the same numbering is worth its line again: it says when the LAN is confirmed.
+    onLanHeld: () => (lastNumbered = ''),
   };
 }

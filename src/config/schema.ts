@@ -68,6 +68,13 @@ export interface Config {
   ipsecAllowWeak: boolean;
   ipsecTimeout: number;
   ipsecViciSocket: string;
+  // --- Setup deadlines and readiness (issue 15: orchestration) ---
+  sccrpTimeout: number;
+  icrpTimeout: number;
+  lcpTimeout: number;
+  authTimeout: number;
+  ncpTimeout: number;
+  provisionWait: number;
 }
 
 export type FieldKind = 'int' | 'number' | 'string' | 'enum' | 'bool' | 'list' | 'lan';
@@ -263,6 +270,21 @@ export const FIELDS: readonly Field[] = [
   { key: 'ipsecAllowWeak', kind: 'bool', default: false, doc: 'accept weak IKE/ESP algorithms in the proposals (only for an SC that offers nothing better)' },
   { key: 'ipsecTimeout', kind: 'int', default: 30, min: 5, max: 300, arg: 'S', doc: 'seconds to wait for the IPsec SA before the attempt fails and backs off' },
   { key: 'ipsecViciSocket', kind: 'string', default: '/var/run/charon.vici', arg: 'PATH', doc: "charon's VICI socket (strongSwan's default)" },
+  // --- Setup deadlines and readiness (issue 15: orchestration) ---
+  { key: 'sccrpTimeout', kind: 'number', default: 20, min: 1, max: 600, arg: 'S', doc: 'longest wait for the SC\'s SCCRP after SCCRQ (an SC that acknowledges and never answers); then StopCCN and back off' },
+  { key: 'icrpTimeout', kind: 'number', default: 20, min: 1, max: 600, arg: 'S', doc: 'longest wait for the SC\'s ICRP after ICRQ; then StopCCN and back off' },
+  { key: 'lcpTimeout', kind: 'number', default: 30, min: 1, max: 600, arg: 'S', doc: 'longest wait for LCP to open once the session is up' },
+  { key: 'authTimeout', kind: 'number', default: 30, min: 1, max: 600, arg: 'S', doc: 'longest wait for PAP/CHAP to finish once LCP is open (RADIUS behind the SC may be slow)' },
+  { key: 'ncpTimeout', kind: 'number', default: 30, min: 1, max: 600, arg: 'S', doc: 'longest wait for IPV6CP/IPCP to open after authentication' },
+  {
+    key: 'provisionWait',
+    kind: 'number',
+    default: 10,
+    min: 0,
+    max: 600,
+    arg: 'S',
+    doc: 'after the NCPs are up, longest wait for a global address, default route, DNS and (router) delegated prefix before reporting up with a "degraded" reason',
+  },
 ];
 
 export const FIELD_BY_KEY: ReadonlyMap<string, Field> = new Map(FIELDS.map((f) => [f.key, f]));

@@ -77,3 +77,44 @@ export function applyTimer(
   if (a.type === 'timer-stop') s.clear(key);
   else s.set(key, a.ms, () => fire(a.timer));
 }
+
+/**
+ * A view of a scheduler that remembers the keys set through it, so that its owner
+ * can clear some of its own timers (by a predicate on the key) or all of them
+ * without touching anyone else's.
+ */
+export class TrackedScheduler implements Scheduler {
+  private readonly keys = new Set<string>();
+
+  constructor(private readonly inner: Scheduler) {}
+
+  now(): number {
+    return this.inner.now();
+  }
+
+  set(key: string, ms: number, fire: () => void): void {
+    this.keys.add(key);
+    this.inner.set(key, ms, () => {
+      this.keys.delete(key);
+      fire();
+    });
+  }
+
+  clear(key: string): void {
+    this.keys.delete(key);
+    this.inner.clear(key);
+  }
+
+  clearWhere(pred: (key: string) => boolean): void {
+    for (const k of [...this.keys]) if (pred(k)) this.clear(k);
+  }
+
+  clearAll(): void {
+    for (const k of this.keys) this.inner.clear(k);
+    this.keys.clear();
+  }
+
+  size(): number {
+    return this.keys.size;
+  }
+}

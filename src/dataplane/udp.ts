@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { META_FAMILY, META_FLAGS, META_LENGTH, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../native/addon';
 import { parseAddress } from '../ipv6/address';
-import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../agent/transport';
+import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../io/udp-socket';
 
 /**
  * The tunnel's UDP socket owned by the native addon: recvmmsg into a reused ring on

@@ -1,5 +1,5 @@
 import { type RawAvp, decodeRawAvps, type AvpDecodeOptions } from './avp';
-import { decodeFail } from './errors';
+import { decodeFail, L2tpDecodeError } from './errors';
 
 /**
  * Typed values for every AVP of RFC 2661 4.4. One table drives both directions: each entry
@@ -304,19 +304,37 @@ export function avpNameOf(type: number, vendorId = 0): AvpName | undefined {
   return vendorId === 0 ? NAME_BY_TYPE.get(type) : undefined;
 }
 
+/** A known AVP whose value has the wrong size (every codec failure is a length error). */
+export interface MalformedAvp {
+  name: AvpName;
+  type: number;
+  /** M bit as received: decides between clearing the tunnel and ignoring the AVP (RFC 2661 4.1, 7.1). */
+  mandatory: boolean;
+  length: number;
+  detail: string;
+}
+
 export interface TypedAvps {
   values: AvpValues;
   /** AVPs we do not understand, in order (unknown type or vendor, or reserved bits set). */
   unknown: RawAvp[];
+  /** Known AVPs whose value could not be read; left out of `values` for the FSM to judge. */
+  malformed: MalformedAvp[];
 }
 
 /** True when the AVP must be treated as unrecognised by 4.1 even if the type is known. */
 const unrecognised = (a: RawAvp): boolean => a.reserved !== 0 || avpNameOf(a.type, a.vendorId) === undefined;
 
-/** Gives typed values to raw AVPs. A repeated known AVP keeps its first occurrence. */
+/**
+ * Gives typed values to raw AVPs. A repeated known AVP keeps its first occurrence. A value
+ * of the wrong size does not fail the message: it is listed in `malformed`, because what to
+ * do about it depends on the M bit and on the message (a StopCCN or CDN still tears down).
+ */
 export function typeAvps(raw: readonly RawAvp[]): TypedAvps {
   const values: AvpValues = {};
   const unknown: RawAvp[] = [];
+  const malformed: MalformedAvp[] = [];
+  const seen = new Set<AvpName>();
   const v = values as Record<AvpName, unknown>;
   for (const a of raw) {
     if (unrecognised(a)) {
@@ -324,10 +342,16 @@ export function typeAvps(raw: readonly RawAvp[]): TypedAvps {
       continue;
     }
     const name = avpNameOf(a.type)!;
-    if (v[name] !== undefined) continue;
-    v[name] = AVP_CODECS[name].decode(a.value);
+    if (seen.has(name)) continue;
+    seen.add(name);
+    try {
+      v[name] = AVP_CODECS[name].decode(a.value);
+    } catch (e) {
+      if (!(e instanceof L2tpDecodeError)) throw e;
+      malformed.push({ name, type: a.type, mandatory: a.mandatory, length: a.value.length, detail: e.message });
+    }
   }
-  return { values, unknown };
+  return { values, unknown, malformed };
 }
 
 export function decodeAvps(body: Uint8Array, opts?: AvpDecodeOptions): TypedAvps & { raw: RawAvp[] } {

@@ -12,7 +12,7 @@ export type L2tpDecodeReason =
   | 'too-long' // message larger than we are willing to parse
   | 'avp-length' // AVP length field below 6 or past the end of the message
   | 'avp-count' // more AVPs than the per-message bound
-  | 'avp-value' // a known AVP whose value has the wrong size or shape
+  | 'avp-value' // a known AVP whose value has the wrong size (typeAvps lists it as malformed instead)
   | 'avp-hidden-no-secret' // H bit set but no tunnel secret is configured
   | 'avp-hidden-no-vector' // H bit set but no Random Vector AVP came before it
   | 'avp-hidden-length' // the unhidden original length does not fit

@@ -1,30 +1,51 @@
 import { randomBytes } from 'node:crypto';
-import { startTimer, stopTimer, type TimerAction } from '../core/actions';
-import { challengeResponse, type Secret } from './avp';
-import type { AvpValues, Bearer, Framing, ResultCode } from './avps';
-import { type ChannelAction, type ChannelConfig, ControlChannel } from './channel';
+import type { ResultCode } from './avps';
+import { DataSequencing } from './data';
 import { L2tpDecodeError } from './errors';
 import { decodePacket } from './header';
 import {
-  type ControlMessage,
-  decodeMessage,
-  encodeControlBody,
-  encodeData,
-  MessageType,
-  type MessageName,
-  missingAvps,
-  type RequiredValues,
-  SESSION_MESSAGES,
-  unknownMandatory,
-} from './messages';
-import { adviceFor, CdnResult, ErrorCode, StopCcnResult } from './result-codes';
-import { seqAdd, seqLt } from './seq';
+  type Delivered,
+  downAction,
+  type LacAction,
+  type LacConfig,
+  type LacCounters,
+  type LacStatus,
+  type Teardown,
+  TIMER_HELLO,
+  TIMER_LINGER,
+} from './lac-types';
+import { type ControlMessage, decodeMessage, malformedMandatory, missingAvps, type RequiredValues, SESSION_MESSAGES, unknownMandatory } from './messages';
+import { CdnResult, ErrorCode, StopCcnResult } from './result-codes';
+import { SessionMachine } from './session';
+import { TunnelMachine } from './tunnel';
+
+export {
+  type DownAction,
+  type DownReason,
+  type LacAction,
+  type LacConfig,
+  type LacCounters,
+  type LacStatus,
+  type PeerAddressPolicy,
+  SESSION_STATES,
+  type SessionInfo,
+  type SessionState,
+  TIMER_HELLO,
+  TIMER_LINGER,
+  TUNNEL_STATES,
+  type TunnelInfo,
+  type TunnelState,
+} from './lac-types';
 
 /**
  * The LAC side of one L2TPv2 tunnel carrying exactly one incoming-call session, as a
  * Softwire Initiator uses it (RFC 5571 5.1, RFC 2661). Sans-I/O: every input returns the
  * actions the edge carries out. One instance is one tunnel attempt; reconnecting means a
  * new instance.
+ *
+ * This class is the edge-facing part: it decodes datagrams, checks where they come from,
+ * classifies each control message into one event of the tunnel or session state machine
+ * (fsm.ts, run by tunnel.ts and session.ts) and hands data to the sequencing of data.ts.
  *
  * Peer address. The core never sees addresses. The edge passes an opaque `from` key (for
  * example "192.0.2.1:1701") with each datagram. RFC 2661 8.1 and RFC 5571 2.1 let the SC
@@ -35,173 +56,17 @@ import { seqAdd, seqLt } from './seq';
  * reason 'wrong-peer'). 'follow' re-latches whenever a control message of our tunnel comes
  * from a new source (an SC behind a NAT that rebinds); 'ignore' does no checking at all.
  */
-
-export type PeerAddressPolicy = 'first-reply' | 'follow' | 'ignore';
-
-export interface LacConfig {
-  hostName: string;
-  vendorName?: string;
-  firmwareRevision?: number;
-  /** Framing Capabilities in SCCRQ; RFC 5571 5.1.1.1 says both bits SHOULD be set. */
-  framingCapabilities?: Framing;
-  /** Bearer Capabilities in SCCRQ; omitted unless set (not relevant to Softwires). */
-  bearerCapabilities?: Bearer;
-  /** Our Receive Window Size, advertised in SCCRQ. */
-  receiveWindowSize?: number;
-  /** Tunnel secret: enables tunnel authentication and reading hidden AVPs. */
-  secret?: Secret;
-  /** Send a HELLO after this long with nothing received; 0 disables (RFC 5571 5.1.2: 60 s). */
-  helloIntervalMs?: number;
-  channel?: Partial<Omit<ChannelConfig, 'receiveWindow'>>;
-  /** (Tx) Connect Speed in ICCN; RFC 5571 5.1.1.1 says 0. */
-  txConnectSpeed?: number;
-  /** Framing Type in ICCN; RFC 5571 5.1.1.1: sync set, async clear. */
-  framingType?: Framing;
-  bearerType?: Bearer;
-  /** Ask for sequenced data (Sequencing Required AVP in ICCN) and send Ns on data. */
-  dataSequencing?: boolean;
-  /** Place the call (ICRQ) as soon as the tunnel is up. Default true. */
-  autoSession?: boolean;
-  peerAddressPolicy?: PeerAddressPolicy;
-  /** How long to keep acknowledging after the last exchange of a teardown (RFC 2661 5.7/5.8). */
-  lingerMs?: number;
-  /** Source of randomness for IDs and challenges; tests make it deterministic. */
-  random?: (n: number) => Uint8Array;
-}
-
-export type TunnelState = 'idle' | 'wait-ctl-reply' | 'established' | 'closing' | 'closed';
-export type SessionState = 'idle' | 'wait-reply' | 'established';
-
-export type DownReason =
-  | 'local-close'
-  | 'peer-stopccn'
-  | 'peer-cdn'
-  | 'auth-failed'
-  | 'max-retries'
-  | 'queue-full'
-  | 'protocol-error'
-  | 'unknown-mandatory-avp'
-  | 'version-unsupported'
-  | 'tunnel-down';
-
-export interface TunnelInfo {
-  localTunnelId: number;
-  remoteTunnelId: number;
-  peerHostName: string;
-  peerVendorName?: string;
-  peerFirmwareRevision?: number;
-  peerReceiveWindow: number;
-  authenticated: boolean;
-}
-
-export interface SessionInfo {
-  localSessionId: number;
-  remoteSessionId: number;
-  localTunnelId: number;
-  remoteTunnelId: number;
-  callSerialNumber: number;
-  sequencing: boolean;
-}
-
-export interface DownAction {
-  type: 'down';
-  layer: 'tunnel' | 'session';
-  reason: DownReason;
-  resultCode?: number;
-  errorCode?: number;
-  message?: string;
-  /** Peer's error code 7: it asks us to try another SC. */
-  retryElsewhere?: boolean;
-  /** The peer's code says retrying unchanged will not help (auth, protocol version). */
-  permanent?: boolean;
-}
-
-export type LacAction =
-  | { type: 'send'; bytes: Uint8Array }
-  | TimerAction
-  | { type: 'tunnel-up'; info: TunnelInfo }
-  | { type: 'session-up'; info: SessionInfo }
-  | { type: 'frame'; data: Uint8Array; priority: boolean }
-  | DownAction
-  | { type: 'peer-address'; from: string }
-  /** Teardown finished (acks and linger done): the edge may release the socket. */
-  | { type: 'closed' };
-
-export const TIMER_HELLO = 'hello';
-export const TIMER_LINGER = 'linger';
-
-export interface LacCounters {
-  ctrlIn: number;
-  ctrlOut: number;
-  zlbOut: number;
-  retransmissions: number;
-  duplicates: number;
-  helloOut: number;
-  dataIn: number;
-  dataOut: number;
-  /** Datagrams dropped, keyed by reason (decode reasons, 'unknown-tunnel', 'wrong-peer', ...). */
-  drops: Record<string, number>;
-}
-
-export interface LacStatus {
-  tunnel: {
-    state: TunnelState;
-    localId: number;
-    remoteId: number | undefined;
-    peerHostName: string | undefined;
-    peerWindow: number;
-    cwnd: number;
-    unacknowledged: number;
-  };
-  session: {
-    state: SessionState;
-    localId: number | undefined;
-    remoteId: number | undefined;
-    sequencing: boolean;
-  };
-  peer: string | undefined;
-  counters: LacCounters;
-}
-
-interface Delivered {
-  sessionId: number;
-  msg: ControlMessage;
-}
-
-interface Teardown {
-  reason: DownReason;
-  result: number;
-  error?: number;
-  message?: string;
-}
-
-const nonZero16 = (b: Uint8Array): number => (b[0]! << 8) | b[1]! || 1;
-
 export class Lac {
-  private readonly cfg: Required<
-    Omit<LacConfig, 'vendorName' | 'firmwareRevision' | 'bearerCapabilities' | 'secret' | 'bearerType' | 'channel' | 'lingerMs'>
-  > &
-    Pick<LacConfig, 'vendorName' | 'firmwareRevision' | 'bearerCapabilities' | 'secret' | 'bearerType'>;
-  private readonly channel: ControlChannel<Delivered>;
-  private readonly lingerMs: number;
-  private tunnelState: TunnelState = 'idle';
-  private sessionState: SessionState = 'idle';
   readonly localTunnelId: number;
-  private remoteTunnelId: number | undefined;
-  private localSessionId: number | undefined;
-  private remoteSessionId: number | undefined;
-  private callSerial: number;
-  private ourChallenge: Uint8Array | undefined;
-  private peerInfo: Omit<TunnelInfo, 'localTunnelId' | 'remoteTunnelId'> | undefined;
+  /** The two state machines, for tests and traces (state, lastEvent, lastActions). */
+  readonly fsm: { readonly tunnel: TunnelMachine; readonly session: SessionMachine };
+  private readonly tunnel: TunnelMachine;
+  private readonly session: SessionMachine;
+  private readonly data: DataSequencing;
+  private readonly secret: LacConfig['secret'];
+  private readonly peerPolicy: NonNullable<LacConfig['peerAddressPolicy']>;
+  private readonly autoSession: boolean;
   private peer: string | undefined;
-  private rxSinceHello = false;
-  private helloRunning = false;
-  private stopCcnSent = false;
-  private lingering = false;
-  // Data sequencing (RFC 2661 5.4): our next data Ns, and the next we expect from the peer.
-  private sequencing: boolean;
-  private dataNs = 0;
-  private dataNr: number | undefined;
   private readonly counters: LacCounters = {
     ctrlIn: 0,
     ctrlOut: 0,
@@ -215,86 +80,89 @@ export class Lac {
   };
 
   constructor(config: LacConfig) {
-    this.cfg = {
-      framingCapabilities: { sync: true, async: true },
-      receiveWindowSize: 4,
-      helloIntervalMs: 60_000,
-      txConnectSpeed: 0,
-      framingType: { sync: true, async: false },
-      dataSequencing: false,
-      autoSession: true,
-      peerAddressPolicy: 'first-reply',
-      random: (n) => new Uint8Array(randomBytes(n)),
-      ...config,
-    };
-    this.channel = new ControlChannel<Delivered>({ ...config.channel, receiveWindow: Math.max(1, this.cfg.receiveWindowSize) });
-    this.lingerMs = config.lingerMs ?? this.channel.retransmissionCycleMs();
-    this.localTunnelId = nonZero16(this.cfg.random(2));
-    const cs = this.cfg.random(4);
-    this.callSerial = ((cs[0]! << 24) | (cs[1]! << 16) | (cs[2]! << 8) | cs[3]!) >>> 0;
-    this.sequencing = this.cfg.dataSequencing;
+    const random = config.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+    this.secret = config.secret;
+    this.peerPolicy = config.peerAddressPolicy ?? 'first-reply';
+    this.autoSession = config.autoSession ?? true;
+    const dataSequencing = config.dataSequencing ?? false;
+    this.data = new DataSequencing(dataSequencing);
+    // The tunnel draws its ID before the session draws its call serial (fixed order: tests seed `random`).
+    this.tunnel = new TunnelMachine(
+      {
+        deliver: (d) => this.deliver(d),
+        sessionTunnelDown: (t) => {
+          const { type: _t, layer: _l, reason, message, ...cause } = t;
+          return this.session.dispatch('TunnelDown', {
+            down: { type: 'down', layer: 'session', reason: 'tunnel-down', message: message ? `${reason}: ${message}` : reason, ...cause },
+          });
+        },
+        autoSession: () => (this.autoSession ? this.openSession() : []),
+        random,
+      },
+      {
+        hostName: config.hostName,
+        vendorName: config.vendorName,
+        firmwareRevision: config.firmwareRevision,
+        framingCapabilities: config.framingCapabilities ?? { sync: true, async: true },
+        bearerCapabilities: config.bearerCapabilities,
+        receiveWindowSize: config.receiveWindowSize ?? 4,
+        secret: config.secret,
+        helloIntervalMs: config.helloIntervalMs ?? 60_000,
+        channel: config.channel,
+        lingerMs: config.lingerMs,
+      },
+      this.counters,
+    );
+    this.session = new SessionMachine(
+      {
+        send: (name, sessionId, values) => this.tunnel.sendControl(name, sessionId, values),
+        drop: (reason) => this.drop(reason),
+        random,
+        tunnelIds: () => ({ local: this.tunnel.localId, remote: this.tunnel.remoteId! }),
+      },
+      {
+        txConnectSpeed: config.txConnectSpeed ?? 0,
+        framingType: config.framingType ?? { sync: true, async: false },
+        bearerType: config.bearerType,
+        dataSequencing,
+      },
+      this.data,
+    );
+    this.localTunnelId = this.tunnel.localId;
+    this.fsm = { tunnel: this.tunnel, session: this.session };
   }
 
   // ---------------------------------------------------------------- inputs
 
   /** Starts the tunnel: sends SCCRQ. */
   open(): LacAction[] {
-    if (this.tunnelState !== 'idle') return [];
-    this.tunnelState = 'wait-ctl-reply';
-    const values: Omit<RequiredValues<'SCCRQ'>, 'messageType'> = {
-      protocolVersion: { version: 1, revision: 0 },
-      hostName: this.cfg.hostName,
-      framingCapabilities: this.cfg.framingCapabilities,
-      assignedTunnelId: this.localTunnelId,
-      receiveWindowSize: this.cfg.receiveWindowSize,
-    };
-    if (this.cfg.bearerCapabilities) values.bearerCapabilities = this.cfg.bearerCapabilities;
-    if (this.cfg.firmwareRevision !== undefined) values.firmwareRevision = this.cfg.firmwareRevision;
-    if (this.cfg.vendorName !== undefined) values.vendorName = this.cfg.vendorName;
-    if (this.cfg.secret !== undefined) {
-      this.ourChallenge = this.cfg.random(16);
-      values.challenge = this.ourChallenge;
-    }
-    return this.sendControl('SCCRQ', 0, values);
+    return this.tunnel.dispatch('Open');
   }
 
   /** Places the incoming call (ICRQ). Done automatically after tunnel-up unless autoSession is off. */
   openSession(): LacAction[] {
-    if (this.tunnelState !== 'established' || this.sessionState !== 'idle') return [];
-    this.localSessionId = nonZero16(this.cfg.random(2));
-    this.remoteSessionId = undefined;
-    this.callSerial = (this.callSerial + 1) >>> 0;
-    this.sessionState = 'wait-reply';
-    this.dataNs = 0;
-    this.dataNr = undefined;
-    this.sequencing = this.cfg.dataSequencing;
-    const values: Omit<RequiredValues<'ICRQ'>, 'messageType'> = {
-      assignedSessionId: this.localSessionId,
-      callSerialNumber: this.callSerial,
-    };
-    if (this.cfg.bearerType) values.bearerType = this.cfg.bearerType;
-    return this.sendControl('ICRQ', 0, values);
+    if (this.tunnel.state !== 'established') return [];
+    return this.session.dispatch('Open');
   }
 
   /** Clears the session with CDN (default result 3, administrative). */
   closeSession(rc: ResultCode = { result: CdnResult.ADMINISTRATIVE }): LacAction[] {
-    if (this.sessionState === 'idle' || this.tunnelState !== 'established') return [];
-    const acts = this.sendCdn(rc);
-    acts.push(...this.sessionDown({ reason: 'local-close', ...rc }, false));
-    return acts;
+    if (this.tunnel.state !== 'established') return [];
+    return this.session.dispatch('Close', { cdn: rc, down: downAction('session', { reason: 'local-close', ...rc }, false) });
   }
 
   /** Clears the tunnel with StopCCN (default result 1, general request). */
   close(rc: ResultCode = { result: StopCcnResult.GENERAL_REQUEST }): LacAction[] {
-    return this.teardown({ reason: 'local-close', result: rc.result, error: rc.error, message: rc.message });
+    return this.clear({ reason: 'local-close', result: rc.result, error: rc.error, message: rc.message });
   }
 
   /** One datagram from the peer; `from` is the edge's opaque source key. */
   receive(bytes: Uint8Array, from?: string): LacAction[] {
-    if (this.tunnelState === 'idle' || this.tunnelState === 'closed') return this.drop('not-open');
+    const state = this.tunnel.state;
+    if (state === 'idle' || state === 'closed') return this.drop('not-open');
     let pkt: ReturnType<typeof decodeMessage>;
     try {
-      pkt = decodeMessage(bytes, { secret: this.cfg.secret });
+      pkt = decodeMessage(bytes, { secret: this.secret });
     } catch (e) {
       if (e instanceof L2tpDecodeError && e.reason === 'avp-hidden-no-secret') return this.hiddenWithoutSecret(bytes, from);
       if (e instanceof L2tpDecodeError) return this.drop(e.reason);
@@ -302,8 +170,8 @@ export class Lac {
     }
     if (pkt.tunnelId !== this.localTunnelId) return this.drop('unknown-tunnel');
     const acts: LacAction[] = [];
-    if (from !== undefined && this.cfg.peerAddressPolicy !== 'ignore') {
-      if (this.peer === undefined || (this.cfg.peerAddressPolicy === 'follow' && pkt.kind === 'control' && from !== this.peer)) {
+    if (from !== undefined && this.peerPolicy !== 'ignore') {
+      if (this.peer === undefined || (this.peerPolicy === 'follow' && pkt.kind === 'control' && from !== this.peer)) {
         if (pkt.kind === 'data') return this.drop('wrong-peer');
         this.peer = from;
         acts.push({ type: 'peer-address', from });
@@ -314,53 +182,50 @@ export class Lac {
     if (pkt.kind === 'data') return this.receiveData(pkt);
 
     this.counters.ctrlIn++;
-    const before = this.channel.stats.duplicates;
-    const outsideBefore = this.channel.stats.outsideWindow;
-    const chActs = this.channel.receive({
+    const channel = this.tunnel.channel;
+    const before = channel.stats.duplicates;
+    const outsideBefore = channel.stats.outsideWindow;
+    const chActs = channel.receive({
       ns: pkt.ns,
       nr: pkt.nr,
       msg: pkt.message ? { sessionId: pkt.sessionId, msg: pkt.message } : undefined,
     });
-    const dups = this.channel.stats.duplicates - before;
+    const dups = channel.stats.duplicates - before;
     this.counters.duplicates += dups;
     if (dups > 0) this.drop('duplicate');
-    acts.push(...this.fromChannel(chActs));
-    if (this.channel.stats.outsideWindow !== outsideBefore) {
+    acts.push(...this.tunnel.fromChannel(chActs));
+    if (channel.stats.outsideWindow !== outsideBefore) {
       // An Ns far from anything the SC could send is forged or stale: it must not
       // count as proof of life either, or a flood of them would hold off our HELLO.
       this.drop('outside-window');
       return acts;
     }
-    acts.push(...this.helloActivity(true));
-    acts.push(...this.channel.flush().flatMap((a) => this.fromChannel([a])));
-    acts.push(...this.checkClosing());
+    acts.push(...this.tunnel.controlReceived());
+    acts.push(...channel.flush().flatMap((a) => this.tunnel.fromChannel([a])));
+    acts.push(...this.tunnel.checkAcked());
     return acts;
   }
 
   /** Encapsulates one PPP frame for the session; undefined when no session is up. */
   sendFrame(ppp: Uint8Array, opts: { priority?: boolean } = {}): Uint8Array | undefined {
-    if (this.sessionState !== 'established' || this.tunnelState !== 'established') return undefined;
+    if (this.session.state !== 'established' || this.tunnel.state !== 'established') return undefined;
     this.counters.dataOut++;
-    const ns = this.sequencing ? this.dataNs : undefined;
-    if (ns !== undefined) this.dataNs = seqAdd(ns, 1);
-    return encodeData(
-      { tunnelId: this.remoteTunnelId!, sessionId: this.remoteSessionId!, ns, priority: opts.priority ?? false },
-      ppp,
-    );
+    return this.data.frame({ tunnelId: this.tunnel.remoteId!, sessionId: this.session.remoteId! }, ppp, opts.priority ?? false);
   }
 
   /**
    * The session's data-header parameters for a data fast path that frames and
    * recognises data itself (src/dataplane); undefined unless the session is up.
+   * `sequencing` follows the SC (RFC 2661 5.4), so the fast path asks on every batch.
    */
   dataHeader(): { tunnelId: number; sessionId: number; localTunnelId: number; localSessionId: number; sequencing: boolean } | undefined {
-    if (this.sessionState !== 'established' || this.tunnelState !== 'established') return undefined;
+    if (this.session.state !== 'established' || this.tunnel.state !== 'established') return undefined;
     return {
-      tunnelId: this.remoteTunnelId!,
-      sessionId: this.remoteSessionId!,
+      tunnelId: this.tunnel.remoteId!,
+      sessionId: this.session.remoteId!,
       localTunnelId: this.localTunnelId,
-      localSessionId: this.localSessionId!,
-      sequencing: this.sequencing,
+      localSessionId: this.session.localId!,
+      sequencing: this.data.on,
     };
   }
 
@@ -368,7 +233,7 @@ export class Lac {
   dataReceived(frames: number): void {
     if (frames <= 0) return;
     this.counters.dataIn += frames;
-    this.rxSinceHello = true;
+    this.tunnel.rxSinceHello = true;
   }
 
   /** Data frames a fast path sent (counted as sendFrame would). */
@@ -377,77 +242,85 @@ export class Lac {
   }
 
   timerFired(timer: string): LacAction[] {
-    if (timer === TIMER_HELLO) return this.helloFired();
-    if (timer === TIMER_LINGER) return this.finish();
-    return [...this.fromChannel(this.channel.timerFired(timer)), ...this.checkClosing()];
+    if (timer === TIMER_HELLO) return this.tunnel.helloFired();
+    if (timer === TIMER_LINGER) return this.tunnel.dispatch('Linger');
+    return [...this.tunnel.fromChannel(this.tunnel.channel.timerFired(timer)), ...this.tunnel.checkAcked()];
   }
 
   status(): LacStatus {
+    const t = this.tunnel;
     return {
       tunnel: {
-        state: this.tunnelState,
+        state: t.state,
         localId: this.localTunnelId,
-        remoteId: this.remoteTunnelId,
-        peerHostName: this.peerInfo?.peerHostName,
-        peerWindow: this.channel.peerWindow,
-        cwnd: this.channel.cwnd,
-        unacknowledged: this.channel.unacknowledged,
+        remoteId: t.remoteId,
+        peerHostName: t.peerInfo?.peerHostName,
+        peerWindow: t.channel.peerWindow,
+        cwnd: t.channel.cwnd,
+        unacknowledged: t.channel.unacknowledged,
       },
       session: {
-        state: this.sessionState,
-        localId: this.localSessionId,
-        remoteId: this.remoteSessionId,
-        sequencing: this.sequencing,
+        state: this.session.state,
+        localId: this.session.localId,
+        remoteId: this.session.remoteId,
+        sequencing: this.data.on,
       },
       peer: this.peer,
-      counters: { ...this.counters, retransmissions: this.channel.stats.retransmissions, drops: { ...this.counters.drops } },
+      counters: { ...this.counters, retransmissions: t.channel.stats.retransmissions, drops: { ...this.counters.drops } },
     };
   }
 
   // ---------------------------------------------------------------- data
 
   private receiveData(pkt: { sessionId: number; ns?: number; priority: boolean; payload: Uint8Array }): LacAction[] {
-    if (this.tunnelState !== 'established' || this.sessionState !== 'established' || pkt.sessionId !== this.localSessionId) {
+    if (this.tunnel.state !== 'established' || this.session.state !== 'established' || pkt.sessionId !== this.session.localId) {
       return this.drop('unknown-session');
     }
-    if (pkt.ns !== undefined) {
-      // The peer sequences its data, so we do too (RFC 2661 5.4); stale frames are dropped.
-      this.sequencing = true;
-      if (this.dataNr !== undefined && seqLt(pkt.ns, this.dataNr)) return this.drop('data-out-of-order');
-      this.dataNr = seqAdd(pkt.ns, 1);
-    }
+    const stale = this.data.receive(pkt.ns);
+    if (stale) return this.drop(stale);
     this.counters.dataIn++;
     // Data proves the peer alive; noted with a flag so the hot path arms no timers.
-    this.rxSinceHello = true;
+    this.tunnel.rxSinceHello = true;
     return [{ type: 'frame', data: pkt.payload, priority: pkt.priority }];
   }
 
-  // ---------------------------------------------------------------- control FSM
+  // ---------------------------------------------------------------- control messages to events
 
-  private handle({ sessionId, msg }: Delivered): LacAction[] {
-    if (this.tunnelState !== 'wait-ctl-reply' && this.tunnelState !== 'established') return [];
+  /** Classifies one in-order control message into an event of the tunnel or the session machine. */
+  private deliver({ sessionId, msg }: Delivered): LacAction[] {
+    const state = this.tunnel.state;
+    if (state !== 'wait-ctl-reply' && state !== 'established') return [];
     const name = msg.name;
     if (name === undefined) {
       // 4.4.1: an unknown message type with M=1 clears the tunnel; with M=0 it is ignored.
       if (!msg.typeMandatory) return this.drop('unknown-message');
-      return this.teardown({
+      return this.clear({
         reason: 'protocol-error',
         result: StopCcnResult.GENERAL_ERROR,
         error: ErrorCode.FIELD_OUT_OF_RANGE,
         message: `unknown message type ${msg.type}`,
       });
     }
-    if (name === 'SCCRP' && this.tunnelState === 'wait-ctl-reply' && msg.values.assignedTunnelId) {
-      // Learned first, so that even a rejected SCCRP can be answered with a StopCCN.
-      this.remoteTunnelId = msg.values.assignedTunnelId;
-      this.channel.peerTunnelId = msg.values.assignedTunnelId;
-    }
+    // Learned first, so that even a rejected SCCRP can be answered with a StopCCN.
+    if (name === 'SCCRP' && state === 'wait-ctl-reply' && msg.values.assignedTunnelId) this.tunnel.learnRemote(msg.values.assignedTunnelId);
     const session = SESSION_MESSAGES.has(name);
-    if (session && (this.sessionState === 'idle' || sessionId !== this.localSessionId)) return this.drop('unknown-session');
+    if (session && (this.session.state === 'idle' || sessionId !== this.session.localId)) return this.drop('unknown-session');
     // Teardown messages are honoured even if malformed: the peer is going away regardless.
-    if (name === 'StopCCN') return this.peerStopCcn(msg);
-    if (name === 'CDN') return this.peerCdn(msg);
+    if (name === 'StopCCN') return this.tunnel.dispatch('RStopCCN', { down: downAction('tunnel', { reason: 'peer-stopccn', ...peerResult(msg) }, true) });
+    if (name === 'CDN') return this.session.dispatch('RCDN', { down: downAction('session', { reason: 'peer-cdn', ...peerResult(msg) }, true) });
 
+    // RFC 2661 7.1: a malformed message clears the tunnel; 4.4.2 has the code for it (2/2,
+    // "Length is wrong"). A known AVP we cannot read with M=0 is ignored, as an unknown one is.
+    for (const a of msg.malformed) if (!a.mandatory) this.drop('avp-malformed-ignored');
+    const bad = malformedMandatory(msg);
+    if (bad.length > 0) {
+      return this.clear({
+        reason: 'protocol-error',
+        result: StopCcnResult.GENERAL_ERROR,
+        error: ErrorCode.LENGTH_WRONG,
+        message: `malformed ${bad[0]!.name} AVP (${bad[0]!.length} octets) in ${name}`,
+      });
+    }
     const unknownM = unknownMandatory(msg);
     if (unknownM.length > 0) {
       const t: Teardown = {
@@ -456,7 +329,7 @@ export class Lac {
         error: ErrorCode.UNKNOWN_MANDATORY_AVP,
         message: `unknown mandatory AVP ${unknownM[0]!.vendorId}:${unknownM[0]!.type} in ${name}`,
       };
-      return session ? this.sessionFailure(t) : this.teardown(t);
+      return session ? this.sessionFailure(t) : this.clear(t);
     }
     const missing = missingAvps(msg);
     if (missing.length > 0) {
@@ -466,15 +339,25 @@ export class Lac {
         error: ErrorCode.FIELD_OUT_OF_RANGE,
         message: `${name} without ${missing.join(', ')}`,
       };
-      return session ? this.sessionFailure(t) : this.teardown(t);
+      return session ? this.sessionFailure(t) : this.clear(t);
     }
     switch (name) {
-      case 'SCCRP':
-        return this.onSccrp(msg);
+      case 'SCCRP': {
+        const v = msg.values as RequiredValues<'SCCRP'>;
+        if (state !== 'wait-ctl-reply') return this.tunnel.dispatch('RSCCRP');
+        const verdict = this.tunnel.judgeSccrp(v);
+        if (verdict.event === 'RSCCRP') return this.tunnel.dispatch('RSCCRP', { values: v });
+        return this.clear(verdict.teardown);
+      }
       case 'HELLO':
         return []; // the channel has acknowledged it; that is all a HELLO asks for
-      case 'ICRP':
-        return this.onIcrp(msg);
+      case 'ICRP': {
+        const id = (msg.values as RequiredValues<'ICRP'>).assignedSessionId;
+        if (this.session.state === 'wait-reply' && id === 0) {
+          return this.sessionFailure({ reason: 'protocol-error', result: CdnResult.GENERAL_ERROR, error: ErrorCode.FIELD_OUT_OF_RANGE, message: 'Assigned Session ID 0' });
+        }
+        return this.session.dispatch('RICRP', { assignedSessionId: id });
+      }
       case 'SLI':
         return []; // ACCM is meaningless with synchronous framing; acked and ignored
       default:
@@ -483,282 +366,16 @@ export class Lac {
     }
   }
 
-  private onSccrp(msg: ControlMessage): LacAction[] {
-    if (this.tunnelState !== 'wait-ctl-reply') return this.drop('unexpected-message');
-    const v = msg.values as RequiredValues<'SCCRP'>;
-    if (v.protocolVersion.version !== 1 || v.protocolVersion.revision !== 0) {
-      return this.teardown({
-        reason: 'version-unsupported',
-        result: StopCcnResult.VERSION_UNSUPPORTED,
-        message: `protocol ${v.protocolVersion.version}.${v.protocolVersion.revision}`,
-      });
-    }
-    if (v.assignedTunnelId === 0) {
-      return this.teardown({
-        reason: 'protocol-error',
-        result: StopCcnResult.GENERAL_ERROR,
-        error: ErrorCode.FIELD_OUT_OF_RANGE,
-        message: 'Assigned Tunnel ID 0',
-      });
-    }
-    this.channel.setPeerWindow(v.receiveWindowSize);
-
-    const secret = this.cfg.secret;
-    if (this.ourChallenge && secret !== undefined) {
-      const want = challengeResponse(MessageType.SCCRP, secret, this.ourChallenge);
-      if (!v.challengeResponse || !equalBytes(v.challengeResponse, want)) {
-        return this.teardown({
-          reason: 'auth-failed',
-          result: StopCcnResult.NOT_AUTHORIZED,
-          message: v.challengeResponse ? 'wrong challenge response' : 'no challenge response',
-        });
-      }
-    }
-    const scccn: AvpValues = {};
-    if (v.challenge) {
-      if (secret === undefined) {
-        return this.teardown({
-          reason: 'auth-failed',
-          result: StopCcnResult.NOT_AUTHORIZED,
-          message: 'challenged without a secret',
-        });
-      }
-      scccn.challengeResponse = challengeResponse(MessageType.SCCCN, secret, v.challenge);
-    }
-    this.peerInfo = {
-      peerHostName: v.hostName,
-      peerVendorName: v.vendorName,
-      peerFirmwareRevision: v.firmwareRevision,
-      peerReceiveWindow: this.channel.peerWindow,
-      authenticated: this.ourChallenge !== undefined,
-    };
-    const acts = this.sendControl('SCCCN', 0, scccn);
-    this.tunnelState = 'established';
-    acts.push({
-      type: 'tunnel-up',
-      info: { localTunnelId: this.localTunnelId, remoteTunnelId: v.assignedTunnelId, ...this.peerInfo },
-    });
-    acts.push(...this.armHello());
-    if (this.cfg.autoSession) acts.push(...this.openSession());
-    return acts;
-  }
-
-  private onIcrp(msg: ControlMessage): LacAction[] {
-    if (this.sessionState !== 'wait-reply') return this.drop('unexpected-message');
-    const v = msg.values as RequiredValues<'ICRP'>;
-    if (v.assignedSessionId === 0) {
-      return this.sessionFailure({
-        reason: 'protocol-error',
-        result: CdnResult.GENERAL_ERROR,
-        error: ErrorCode.FIELD_OUT_OF_RANGE,
-        message: 'Assigned Session ID 0',
-      });
-    }
-    this.remoteSessionId = v.assignedSessionId;
-    const iccn: Omit<RequiredValues<'ICCN'>, 'messageType'> = {
-      txConnectSpeed: this.cfg.txConnectSpeed,
-      framingType: this.cfg.framingType,
-    };
-    if (this.cfg.dataSequencing) iccn.sequencingRequired = true;
-    const acts = this.sendControl('ICCN', v.assignedSessionId, iccn);
-    // 7.4.1: the LAC's session is established once ICCN is sent; the SC starts LCP right away.
-    this.sessionState = 'established';
-    acts.push({
-      type: 'session-up',
-      info: {
-        localSessionId: this.localSessionId!,
-        remoteSessionId: v.assignedSessionId,
-        localTunnelId: this.localTunnelId,
-        remoteTunnelId: this.remoteTunnelId!,
-        callSerialNumber: this.callSerial,
-        sequencing: this.sequencing,
-      },
-    });
-    return acts;
-  }
-
-  private peerStopCcn(msg: ControlMessage): LacAction[] {
-    const rc = msg.values.resultCode;
-    // 5.7: acknowledge at once, then keep state a while to acknowledge retransmissions.
-    const acts = this.fromChannel(this.channel.ackNow());
-    acts.push(...this.bringDown({ reason: 'peer-stopccn', result: rc?.result, error: rc?.error, message: rc?.message }, true));
-    acts.push(...this.startLinger());
-    return acts;
-  }
-
-  private peerCdn(msg: ControlMessage): LacAction[] {
-    const rc = msg.values.resultCode;
-    return this.sessionDown({ reason: 'peer-cdn', result: rc?.result, error: rc?.error, message: rc?.message }, true);
-  }
-
   // ---------------------------------------------------------------- teardown
 
   /** Session-level failure: CDN to the peer, session down; the tunnel stays. */
   private sessionFailure(t: Teardown): LacAction[] {
-    const rc: ResultCode = { result: t.result, error: t.error, message: t.message };
-    const acts = this.sendCdn(rc);
-    acts.push(...this.sessionDown({ reason: t.reason, result: t.result, error: t.error, message: t.message }, false));
-    return acts;
-  }
-
-  private sendCdn(rc: ResultCode): LacAction[] {
-    return this.sendControl('CDN', this.remoteSessionId ?? 0, { resultCode: rc, assignedSessionId: this.localSessionId! });
+    return this.session.dispatch('Close', { cdn: { result: t.result, error: t.error, message: t.message }, down: downAction('session', t, false) });
   }
 
   /** Tunnel-level failure or local close: StopCCN if the peer knows us, then linger. */
-  private teardown(t: Teardown): LacAction[] {
-    if (this.tunnelState === 'idle') {
-      this.tunnelState = 'closed';
-      return [];
-    }
-    if (this.tunnelState === 'closing' || this.tunnelState === 'closed') return [];
-    const acts: LacAction[] = [];
-    if (this.remoteTunnelId !== undefined) {
-      const rc: ResultCode = { result: t.result };
-      if (t.error !== undefined) rc.error = t.error;
-      if (t.message !== undefined) rc.message = t.message;
-      acts.push(...this.sendControl('StopCCN', 0, { assignedTunnelId: this.localTunnelId, resultCode: rc }));
-      this.stopCcnSent = true;
-    }
-    acts.push(...this.bringDown({ reason: t.reason, result: t.result, error: t.error, message: t.message }, false));
-    if (!this.stopCcnSent) acts.push(...this.finish());
-    else acts.push(...this.checkClosing());
-    return acts;
-  }
-
-  private sessionDown(
-    d: { reason: DownReason; result?: number; error?: number; message?: string },
-    fromPeer: boolean,
-  ): LacAction[] {
-    if (this.sessionState === 'idle') return [];
-    this.sessionState = 'idle';
-    return [this.downAction('session', d, fromPeer)];
-  }
-
-  /** Marks the tunnel (and its session) down; the channel keeps running until teardown ends. */
-  private bringDown(d: { reason: DownReason; result?: number; error?: number; message?: string }, fromPeer: boolean) {
-    const acts: LacAction[] = [];
-    const tunnelDown = this.downAction('tunnel', d, fromPeer);
-    if (this.sessionState !== 'idle') {
-      this.sessionState = 'idle';
-      // An edge that acts on the first 'down' it sees must still learn why the tunnel went
-      // and what the SC advised (e.g. StopCCN 2/7 "try another"), so the session's action
-      // carries the tunnel's cause and advice.
-      const { type: _t, layer: _l, reason, message, ...cause } = tunnelDown;
-      acts.push({ type: 'down', layer: 'session', reason: 'tunnel-down', message: message ? `${reason}: ${message}` : reason, ...cause });
-    }
-    this.tunnelState = 'closing';
-    if (this.helloRunning) {
-      this.helloRunning = false;
-      acts.push(stopTimer(TIMER_HELLO));
-    }
-    acts.push(tunnelDown);
-    return acts;
-  }
-
-  private downAction(
-    layer: 'tunnel' | 'session',
-    d: { reason: DownReason; result?: number; error?: number; message?: string },
-    fromPeer: boolean,
-  ): DownAction {
-    const a: DownAction = { type: 'down', layer, reason: d.reason };
-    if (d.result !== undefined) a.resultCode = d.result;
-    if (d.error !== undefined) a.errorCode = d.error;
-    if (d.message !== undefined) a.message = d.message;
-    if (fromPeer) Object.assign(a, adviceFor(layer, d.result, d.error));
-    return a;
-  }
-
-  /** Once our StopCCN is acknowledged, linger to answer any retransmission of the peer's last message. */
-  private checkClosing(): LacAction[] {
-    if (this.tunnelState !== 'closing' || !this.stopCcnSent || this.lingering) return [];
-    if (this.channel.unacknowledged > 0) return [];
-    return this.startLinger();
-  }
-
-  private startLinger(): LacAction[] {
-    if (this.lingering) return [];
-    this.lingering = true;
-    return [startTimer(TIMER_LINGER, this.lingerMs)];
-  }
-
-  private finish(): LacAction[] {
-    if (this.tunnelState === 'closed') return [];
-    const acts: LacAction[] = [];
-    if (this.tunnelState !== 'closing') {
-      acts.push(...this.bringDown({ reason: 'local-close' }, false));
-    }
-    this.tunnelState = 'closed';
-    acts.push(...this.fromChannel(this.channel.stop()));
-    if (this.lingering) {
-      this.lingering = false;
-      acts.push(stopTimer(TIMER_LINGER));
-    }
-    acts.push({ type: 'closed' });
-    return acts;
-  }
-
-  // ---------------------------------------------------------------- HELLO
-
-  private armHello(): LacAction[] {
-    if (this.cfg.helloIntervalMs <= 0) return [];
-    this.helloRunning = true;
-    this.rxSinceHello = false;
-    return [startTimer(TIMER_HELLO, this.cfg.helloIntervalMs)];
-  }
-
-  /** Control traffic restarts the idle timer exactly; data only sets a flag (see receiveData). */
-  private helloActivity(control: boolean): LacAction[] {
-    if (!this.helloRunning || this.tunnelState !== 'established') return [];
-    return control ? this.armHello() : [];
-  }
-
-  private helloFired(): LacAction[] {
-    this.helloRunning = false;
-    if (this.tunnelState !== 'established') return [];
-    if (this.rxSinceHello) return this.armHello();
-    this.counters.helloOut++;
-    const acts = this.sendControl('HELLO', 0, {});
-    if (this.tunnelState === 'established') acts.push(...this.armHello());
-    return acts;
-  }
-
-  // ---------------------------------------------------------------- plumbing
-
-  private sendControl<K extends MessageName>(name: K, sessionId: number, values: Omit<RequiredValues<K>, 'messageType'>) {
-    const body = encodeControlBody(name, values);
-    return this.fromChannel(this.channel.send({ tunnelId: this.remoteTunnelId ?? 0, sessionId, body }));
-  }
-
-  /** Maps channel actions to LAC actions: counts sends, runs deliveries through the FSM. */
-  private fromChannel(acts: ChannelAction<Delivered>[]): LacAction[] {
-    const out: LacAction[] = [];
-    for (const a of acts) {
-      switch (a.type) {
-        case 'send':
-          this.counters.ctrlOut++;
-          if (a.bytes.length === 12) this.counters.zlbOut++;
-          out.push(a);
-          break;
-        case 'deliver':
-          out.push(...this.handle(a.msg));
-          break;
-        case 'failed':
-          out.push(...this.channelFailed(a.reason));
-          break;
-        default:
-          out.push(a);
-      }
-    }
-    return out;
-  }
-
-  private channelFailed(reason: 'max-retries' | 'queue-full'): LacAction[] {
-    if (this.tunnelState === 'closing' || this.tunnelState === 'closed') return this.finish();
-    // The peer is gone: no StopCCN (it could not be delivered either).
-    const acts = this.bringDown({ reason }, false);
-    acts.push(...this.finish());
-    return acts;
+  private clear(t: Teardown): LacAction[] {
+    return [...this.tunnel.clear(t), ...this.tunnel.checkAcked()];
   }
 
   /**
@@ -778,10 +395,10 @@ export class Lac {
       return [];
     }
     if (!header.control || header.tunnelId !== this.localTunnelId) return [];
-    if (header.ns !== this.channel.sequence.nr) return [];
-    if (from !== undefined && this.peer !== undefined && from !== this.peer && this.cfg.peerAddressPolicy === 'first-reply') return [];
-    if (this.tunnelState !== 'wait-ctl-reply' && this.tunnelState !== 'established') return [];
-    return this.teardown({
+    if (header.ns !== this.tunnel.channel.sequence.nr) return [];
+    if (from !== undefined && this.peer !== undefined && from !== this.peer && this.peerPolicy === 'first-reply') return [];
+    if (this.tunnel.state !== 'wait-ctl-reply' && this.tunnel.state !== 'established') return [];
+    return this.clear({
       reason: 'auth-failed',
       result: StopCcnResult.GENERAL_ERROR,
       message: 'the SC sent hidden AVPs and no tunnel secret is configured',
@@ -794,9 +411,10 @@ export class Lac {
   }
 }
 
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i]! ^ b[i]!;
-  return d === 0;
+/** The Result Code of the SC's StopCCN or CDN, or a note saying why it could not be read. */
+function peerResult(msg: ControlMessage): { result?: number; error?: number; message?: string } {
+  const rc = msg.values.resultCode;
+  if (rc) return { result: rc.result, error: rc.error, message: rc.message };
+  const m = msg.malformed.find((a) => a.name === 'resultCode');
+  return { message: m ? `malformed Result Code AVP (${m.length} octets)` : undefined };
 }

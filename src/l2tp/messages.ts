@@ -1,5 +1,5 @@
 import { type AvpDecodeOptions, type RawAvp, decodeRawAvps, encodeRawAvps } from './avp';
-import { type AvpName, type AvpValues, AVP_CODECS, rawAvps, typeAvps } from './avps';
+import { type AvpName, type AvpValues, AVP_CODECS, type MalformedAvp, rawAvps, typeAvps } from './avps';
 import { decodeFail, L2tpDecodeError } from './errors';
 import { decodePacket, encodePacket, type L2tpHeader } from './header';
 
@@ -69,6 +69,8 @@ export interface ControlMessage {
   values: AvpValues;
   /** Unrecognised AVPs (kept, so the FSM can see whether any had M=1). */
   unknown: RawAvp[];
+  /** Known AVPs with a value of the wrong length (RFC 2661 7.1: M=1 clears the tunnel, M=0 is ignored). */
+  malformed: MalformedAvp[];
 }
 
 export type RequiredValues<K extends MessageName> = AvpValues & Required<Pick<AvpValues, (typeof REQUIRED_AVPS)[K][number]>>;
@@ -103,9 +105,9 @@ export function decodeControlBody(body: Uint8Array, opts?: AvpDecodeOptions): Co
   if (first?.vendorId !== 0 || first.type !== 0 || first.reserved !== 0 || first.value.length !== 2) {
     decodeFail('message-type');
   }
-  const { values, unknown } = typeAvps(raw);
+  const { values, unknown, malformed } = typeAvps(raw);
   const type = values.messageType!;
-  return { type, name: messageNameOf(type), typeMandatory: first.mandatory, values, unknown };
+  return { type, name: messageNameOf(type), typeMandatory: first.mandatory, values, unknown, malformed };
 }
 
 /** Parses any L2TPv2 datagram. Throws only L2tpDecodeError. */
@@ -140,6 +142,9 @@ export function requireAvps<K extends MessageName>(msg: ControlMessage, name: K)
   if (missing.length > 0) throw new L2tpDecodeError('missing-avp', `${name} without ${missing.join(', ')}`);
   return msg as MessageOf<K>;
 }
+
+/** Known AVPs with M=1 whose value has the wrong length (7.1: these clear the tunnel). */
+export const malformedMandatory = (msg: ControlMessage): MalformedAvp[] => msg.malformed.filter((a) => a.mandatory);
 
 /** Unrecognised AVPs with M=1 (4.1: these clear the session or the tunnel). */
 export const unknownMandatory = (msg: ControlMessage): RawAvp[] => msg.unknown.filter((a) => a.mandatory);

@@ -2,7 +2,6 @@ import type { RaBackend, LanInterface } from '../config/schema';
 import type { Scheduler } from '../core/scheduler';
 import { formatPrefix, maskPrefix } from '../ipv6/address';
 import { INFINITE_LIFETIME } from '../ipv6/nd';
-import type { LanStatus } from '../agent/status';
 import type { AddressKey, AddressSpec, RouteKey, RouteSpec } from '../platform/netlink';
 import type { Rng } from '../util/random';
 import {
@@ -16,6 +15,13 @@ import {
 import { type RadvdControlOptions, RadvdControl, type RadvdInterface, renderRadvdConf } from './radvd';
 import type { RaContent, RaCoreOptions, RaPrefix } from './ra-core';
 import { RaSender, type RaSenderOptions } from './ra-sender';
+
+/** One LAN's numbering as `softwire status` shows it (agent/status.ts re-exports it). */
+export interface LanStatus {
+  ifname: string;
+  prefix: string;
+  address: string;
+}
 
 /**
  * Applies a prefix plan to the router: the router address (/64 + ::1) on each

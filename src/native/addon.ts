@@ -2,8 +2,9 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 /**
- * Loader and typed interface of the C addon in src/native/softwire.c (built by
- * node-gyp into build/Release/softwire.node on `npm ci`).
+ * Loader and typed interface of the C addon in src/native/softwire.c. `npm ci` gets
+ * it from prebuilds/linux-<arch>/ (committed, made by `npm run prebuilds`) or, where
+ * none of those loads, compiles it with node-gyp into build/Release/softwire.node.
  *
  * The addon is loaded lazily, on the first open of a device or socket, so code that
  * merely imports the platform layer (unit tests, `softwire --help`) runs where the
@@ -92,16 +93,22 @@ export const META_PORT = 1;
 export const META_FAMILY = 2;
 
 const ADDON_FILE = join('build', 'Release', 'softwire.node');
+/** node-gyp-build's name for a prebuild that fits any Node version (N-API) on glibc. */
+const PREBUILD_FILE = join('prebuilds', `${process.platform}-${process.arch}`, 'node.napi.glibc.node');
 /** From src/native (tsx) the root is two levels up; from dist/softwire.js one; leave room for packaging. */
 const SEARCH_DEPTH = 4;
 
-/** Where the addon may be, in search order. */
+/**
+ * Where the addon may be, in search order: a local source build first (as
+ * node-gyp-build orders them, so a developer's rebuild wins), then one installed beside
+ * the bundle (the ipk), then the committed prebuild.
+ */
 export function addonCandidates(fromDir: string = __dirname, env: NodeJS.ProcessEnv = process.env): string[] {
   if (env.SOFTWIRE_ADDON) return [resolve(env.SOFTWIRE_ADDON)];
   const out: string[] = [];
   let dir = resolve(fromDir);
   for (let i = 0; i <= SEARCH_DEPTH; i++) {
-    out.push(join(dir, ADDON_FILE), join(dir, 'softwire.node'));
+    out.push(join(dir, ADDON_FILE), join(dir, 'softwire.node'), join(dir, PREBUILD_FILE));
     const up = dirname(dir);
     if (up === dir) break;
     dir = up;
@@ -109,37 +116,46 @@ export function addonCandidates(fromDir: string = __dirname, env: NodeJS.Process
   return out;
 }
 
-/** The first candidate that exists, or an error that tells the user how to build it. */
-export function findAddon(fromDir: string = __dirname, env: NodeJS.ProcessEnv = process.env): string {
+/** The candidates that exist, in order, or an error that tells the user how to build one. */
+export function findAddons(fromDir: string = __dirname, env: NodeJS.ProcessEnv = process.env): string[] {
   const candidates = addonCandidates(fromDir, env);
-  const found = candidates.find((p) => existsSync(p));
-  if (found) return found;
+  const found = candidates.filter((p) => existsSync(p));
+  if (found.length > 0) return found;
   const where = env.SOFTWIRE_ADDON
     ? `SOFTWIRE_ADDON=${env.SOFTWIRE_ADDON} does not exist`
     : `looked in: ${candidates.join(', ')}`;
   throw new Error(
     `softwire native addon (softwire.node) not found; ${where}. ` +
-      'Build it by running "npm ci" (or "npm run install", which runs node-gyp rebuild) in the softwire source directory.',
+      'Get it by running "npm ci" in the softwire source directory (it compiles one with node-gyp when no prebuild fits).',
   );
 }
 
 let loaded: SoftwireAddon | undefined;
 
-/** Loads the addon once; later calls return the same module. */
+/**
+ * Loads the addon once; later calls return the same module. A file that exists but
+ * does not load (a glibc prebuild on musl, another architecture) passes the turn to
+ * the next candidate; the error names every file tried.
+ */
 export function addon(): SoftwireAddon {
   if (!loaded) {
-    const file = findAddon();
-    const mod = { exports: {} as SoftwireAddon };
-    // dlopen, not require: a bundler leaves it alone, and the path is computed.
-    try {
-      process.dlopen(mod, file);
-    } catch (e) {
+    const failures: string[] = [];
+    for (const file of findAddons()) {
+      const mod = { exports: {} as SoftwireAddon };
+      // dlopen, not require: a bundler leaves it alone, and the path is computed.
+      try {
+        process.dlopen(mod, file);
+        loaded = mod.exports;
+        break;
+      } catch (e) {
+        failures.push(`${file}: ${(e as Error).message}`);
+      }
+    }
+    if (!loaded) {
       throw new Error(
-        `cannot load the softwire native addon ${file}: ${(e as Error).message}; rebuild it with "npm ci" or "npm run install"`,
-        { cause: e },
+        `cannot load the softwire native addon (${failures.join('; ')}); rebuild it with "npx node-gyp rebuild" (needs python3, make and a C compiler)`,
       );
     }
-    loaded = mod.exports;
   }
   return loaded;
 }

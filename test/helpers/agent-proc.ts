@@ -60,8 +60,12 @@ export class AgentProc {
     this.exit = new Promise((res) => proc.on('exit', (code, signal) => res({ code, signal })));
   }
 
-  /** Starts `softwire run` in `ns` with the given flags (a control socket and state dir are added). */
-  static start(ns: Netns, args: string[], opts: { password?: string; runAs?: RunAs } = {}): AgentProc {
+  /**
+   * Starts `softwire run` in `ns` with the given flags (a control socket and state dir
+   * are added). `bin` replaces the checkout's bin/softwire, e.g. with a staged install
+   * an unprivileged runAs user can read (test/helpers/staged-install.ts).
+   */
+  static start(ns: Netns, args: string[], opts: { password?: string; runAs?: RunAs; bin?: string } = {}): AgentProc {
     const dir = mkdtempSync(join(tmpdir(), 'softwire-agent-'));
     const runAs = opts.runAs;
     if (runAs) chownSync(dir, runAs.uid, runAs.gid);
@@ -73,7 +77,7 @@ export class AgentProc {
       if (runAs) chownSync(pw, runAs.uid, runAs.gid);
       extra.push('--password-file', pw);
     }
-    const argv = ['node', BIN, 'run', '--control-socket', socket, '--state-dir', join(dir, 'state'), '--resolv-file', join(dir, 'resolv.conf'), ...extra, ...args];
+    const argv = ['node', opts.bin ?? BIN, 'run', '--control-socket', socket, '--state-dir', join(dir, 'state'), '--resolv-file', join(dir, 'resolv.conf'), ...extra, ...args];
     const [cmd, cmdArgs] = runAs ? dropPrivileges(runAs, argv) : [argv[0]!, argv.slice(1)];
     const p = ns.spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
     return new AgentProc(p, socket, dir);

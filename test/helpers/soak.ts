@@ -4,7 +4,7 @@ import { Backoff } from '../../src/agent/backoff';
 import { Connection, type ConnectionEvent, type DownInfo, type TunLike } from '../../src/agent/connection';
 import { Installer } from '../../src/agent/installer';
 import { emptyStatus } from '../../src/agent/status';
-import type { DatagramHandler, Endpoint } from '../../src/agent/transport';
+import type { DatagramHandler, Endpoint } from '../../src/io/udp-socket';
 import { resolveConfig } from '../../src/config/load';
 import type { Scheduler } from '../../src/core/scheduler';
 import type { DatagramTransport } from '../../src/dataplane/udp';
@@ -395,9 +395,9 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
       conn = null;
       lacHellos += lacOf(c)?.status().counters.helloOut ?? 0;
       lacExceptions += Object.entries(c.counters.drops).filter(([k]) => k.endsWith('-exception')).reduce((a, [, v]) => a + v, 0);
-      // As the agent does after a failure: short goodbyes, then clear what was installed.
-      await c.stop(300);
-      await inst.clear();
+      // As the agent does after a failure: short goodbyes, then clear what was installed. The
+      // goodbyes wait on the connection's timers, i.e. on this fake clock, which the loop advances.
+      void c.stop(300).then(() => inst.clear());
       clock.set('soak:redial', backoff.next(), dial);
     }
     const n = clock.size();
@@ -434,7 +434,15 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   if (live) {
     lacExceptions += Object.entries(live.counters.drops).filter(([k]) => k.endsWith('-exception')).reduce((a, [, v]) => a + v, 0);
     lacHellos += lacOf(live)?.status().counters.helloOut ?? 0;
-    await live.stop(2000);
+    let stopped = false;
+    void live.stop(2000).then(() => (stopped = true));
+    await settle();
+    for (let next = clock.nextDue(); !stopped && next !== undefined; next = clock.nextDue()) {
+      clock.advance(next - clock.now());
+      await settle();
+    }
+    // The process would end here: the tunnel's background linger goes with it.
+    live.dispose();
     await (installer as Installer | null)?.clear();
   }
   sc.close();

@@ -3,7 +3,7 @@ import { describe, test } from 'node:test';
 import { scLayout, type ScLayout } from '../lab/topology';
 import { AgentProc } from '../helpers/agent-proc';
 import { encodeControl, encodeControlBody } from '../../src/l2tp/messages';
-import { sbfdAvp } from '../peer/emulator';
+import { type DataRecord, sbfdAvp } from '../peer/emulator';
 import type { EmulatorScript } from '../peer/emulator-main';
 import { EmulatorProc } from '../peer/emulator-proc';
 
@@ -234,6 +234,95 @@ describe('agent against the SC emulator', { skip }, () => {
     assert.equal(s.state, 'up');
     assert.deepEqual(s.tunnel, before.tunnel);
     assert.deepEqual(s.session, before.session);
-    assert.equal(s.counters.l2tp.ctrlIn, before.counters.l2tp.ctrlIn, 'none reached the control channel');
+    // Not ctrlIn: a legitimate HELLO or ack from the SC may arrive meanwhile. What would show
+    // a spoof getting through is a drop reason other than the three above moving, or the
+    // control channel counting a message none of the three could be.
+    const other = (x: Record<string, number>) =>
+      Object.entries(x).filter(([k]) => k.startsWith('l2tp.') && k !== 'l2tp.unknown-tunnel' && k !== 'l2tp.wrong-peer');
+    assert.deepEqual(other(s.counters.drops), other(before.counters.drops), 'no other L2TP drop reason moved');
+    assert.equal(s.counters.l2tp.duplicates ?? 0, before.counters.l2tp.duplicates ?? 0, 'none reached the control channel as a duplicate');
+  });
+
+  // RFC 2661 4.4.2 allows a Result Code of 2 octets or of 4 and more. The emulator plays an
+  // SC that writes it 3 octets long (the result and a one-octet error field), as issue 16
+  // item 4 found: RFC 2661 7.1 says clear the tunnel and log, and a CDN or StopCCN still ends
+  // what it ends. Before, the whole message was dropped unacknowledged and the agent stayed up.
+  const rc3 = (message: 'CDN' | 'StopCCN', hex: string) => ({ message, nth: 1, type: 1, mandatory: true, value: hex, replace: true });
+
+  test('CDN with a 3-octet Result Code: the agent still takes the session down and reconnects', async (t) => {
+    const lay = layout(t);
+    const emu = await emulator(t, lay, { extraAvps: [rc3('CDN', '000300')] });
+    const a = agent(t, lay);
+    await a.waitState('up', 15_000);
+    await emu.command({ cmd: 'cdn', result: 3 });
+    await a.waitLog(/session down: peer-cdn.*malformed Result Code AVP \(3 octets\)/, 5000);
+    const s = await a.waitState('up', 15_000);
+    assert.equal(s.reconnects, 1);
+    assert.equal((await emu.status()).counters.sessions, 2);
+  });
+
+  test('StopCCN with a 3-octet Result Code: acknowledged, the tunnel goes down, the agent reconnects', async (t) => {
+    const lay = layout(t);
+    const emu = await emulator(t, lay, { extraAvps: [rc3('StopCCN', '000100')] });
+    const a = agent(t, lay);
+    await a.waitState('up', 15_000);
+    const { tunnelId } = (await emu.command({ cmd: 'stopccn', result: 1 })) as { tunnelId: number };
+    await a.waitLog(/down: .*peer-stopccn: malformed Result Code AVP \(3 octets\)/, 5000);
+    const s = await a.waitState('up', 15_000);
+    assert.equal(s.reconnects, 1);
+    const st = await emu.status();
+    assert.equal(st.counters.tunnels, 2);
+    // The old tunnel's StopCCN was acknowledged: nothing of it is left unacknowledged.
+    const old = st.tunnels.find((v) => v.localId === tunnelId);
+    assert.ok(!old || old.state === 'closed');
+    assert.ok(st.received.some((r) => r.tunnelId === tunnelId && r.type === 'ZLB'), 'a ZLB acknowledged the StopCCN');
+    assert.equal(st.received.filter((r) => r.tunnelId === tunnelId && r.type === 'StopCCN').length, 0, 'the agent sent no StopCCN of its own');
+  });
+
+  test('ICRP whose Assigned Session ID is 3 octets (M=1): StopCCN 2/2 "Length is wrong", the agent retries and comes up', async (t) => {
+    const lay = layout(t);
+    const emu = await emulator(t, lay, { extraAvps: [{ message: 'ICRP', nth: 1, type: 14, mandatory: true, value: '000100', replace: true }] });
+    const a = agent(t, lay);
+    await a.waitLog(/down: .*protocol-error: malformed assignedSessionId AVP \(3 octets\) in ICRP, result 2, error 2/, 10_000);
+    const s = await a.waitState('up', 15_000);
+    assert.ok(s.reconnects >= 1);
+    const stop = emu.received('StopCCN')[0];
+    assert.ok(stop, 'the agent cleared the tunnel with StopCCN');
+    const rc = stop.values.resultCode as { result: number; error: number; message: string };
+    assert.deepEqual([rc.result, rc.error], [2, 2]);
+    assert.match(rc.message, /assignedSessionId/);
+    assert.equal((await emu.status()).counters.rx.ICCN, 1, 'only the clean ICRP was answered with ICCN');
+  });
+
+  test('RFC 2661 5.4: the SC sends data with S=1, then S=0; our data then carries no Ns and its header is 4 octets shorter', async (t) => {
+    // Plays an LNS that sequences data for a while and then stops (5.4: the LNS may turn
+    // sequencing off at any time by sending S=0 data; the LAC MUST stop too).
+    const lay = layout(t);
+    const emu = await emulator(t, lay, {});
+    const a = agent(t, lay);
+    await a.waitState('up', 15_000);
+    const lcpAfter = async (from: number, pred: (r: DataRecord) => boolean, what: string): Promise<DataRecord[]> => {
+      for (let i = 0; i < 100; i++) {
+        await emu.command({ cmd: 'echo' });
+        const rx = (await emu.status()).dataRx.slice(from);
+        if (rx.some((r) => r.protocol === 0xc021 && pred(r))) return rx;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`no LCP data from the agent ${what}; saw ${JSON.stringify((await emu.status()).dataRx.slice(-8))}`);
+    };
+    await emu.command({ cmd: 'sequencing', on: true });
+    const on = await lcpAfter(0, (r) => r.ns !== null, 'with Ns after S=1');
+    const seqHeader = on.find((r) => r.ns !== null)!.headerLength;
+    const mark = (await emu.status()).dataRx.length;
+    await emu.command({ cmd: 'sequencing', on: false });
+    const off = await lcpAfter(mark, (r) => r.ns === null, 'without Ns after S=0');
+    const first = off.findIndex((r) => r.ns === null);
+    assert.equal(off[first]!.headerLength, seqHeader - 4);
+    // Once stopped it stays stopped: nothing after the first plain message is sequenced.
+    await emu.command({ cmd: 'echo' });
+    const rest = (await emu.status()).dataRx.slice(mark + first);
+    assert.deepEqual(rest.filter((r) => r.ns !== null), []);
+    const s = await a.status();
+    assert.equal(s.state, 'up');
   });
 });

@@ -279,6 +279,19 @@ describe('hostile input from the SC side', { skip }, () => {
     await assertUnchanged();
   });
 
+  test('PPP IPv6 frames whose payload the kernel refuses (25 bytes of garbage, version 0): io.tun-write.EINVAL, the agent lives', async () => {
+    // The TUN write fails with EINVAL (not IPv4 or IPv6 by its first nibble); that used to
+    // throw out of the packet path and end the process.
+    const before = await a.status();
+    const garbage = Buffer.alloc(25);
+    for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 37 + 11) & 0x0f;
+    for (let i = 0; i < 5; i++) await raw(ipv6(garbage));
+    await expectDrops(before, { 'io.tun-write.EINVAL': 5 });
+    assert.equal(a.proc.exitCode, null, 'still running');
+    assert.equal((await a.status()).since, before.since, 'still up since the same moment');
+    await assertUnchanged();
+  });
+
   test('Router Advertisements with absurd prefixes, lifetimes, MTU, DNS servers, or malformed: counted under ipv6.*; address, route and DNS stay', async () => {
     const before = await a.status();
     const ll = before.ipv6!.linkLocal!;

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { port67Users } from '../../src/ipv4/dhcp-server';
+import { port67Users } from '../../src/lan/dhcpv4-server';
 import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
 import { type Netns, link } from '../lab/netns';
 import { scLayout } from '../lab/topology';

@@ -42,7 +42,13 @@ describe('host role against l2tpns', { skip }, () => {
 
     const a = AgentProc.start(lay.cpe, ['--sc', lay.scAddress, '--user', DEFAULT_USER.name, '--mode', 'host'], { password: DEFAULT_USER.password });
     t.after(() => a.stop());
-    await a.waitState('up', 15_000);
+    // "up" means usable: the first status that says up already has the address, the route and the DNS
+    // (a script doing `softwire wait --state up && curl -6 ...` must not race the SLAAC address).
+    const up = await a.waitState('up', 15_000);
+    assert.ok(up.ipv6?.address && up.ipv6.defaultRoute && up.ipv6.dns.length > 0, `up before usable: ${JSON.stringify(up.ipv6)}`);
+    assert.equal(up.degraded, null);
+    for (const k of ['dial', 'tunnel', 'session', 'lcp', 'auth', 'ncp', 'address'] as const) assert.ok(up.phases?.[k], `phase ${k} stamped: ${JSON.stringify(up.phases)}`);
+    assert.ok(Date.parse(up.phases!.dial!) <= Date.parse(up.phases!.address!));
     const s = await waitFor('global address and DNS in status', 10_000, async () => {
       const st = await a.status();
       return st.ipv6?.address && st.ipv6.dns.length > 0 && st.ipv6.defaultRoute ? st : null;

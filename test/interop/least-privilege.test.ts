@@ -8,6 +8,7 @@ import { DEFAULT_USER, L2tpnsSc, l2tpnsAvailable } from '../lab/l2tpns';
 import { link, Topology, waitFor } from '../lab/netns';
 import { scLayout } from '../lab/topology';
 import { AgentProc, dropPrivileges, type RunAs } from '../helpers/agent-proc';
+import { stagedInstall } from '../helpers/staged-install';
 
 /**
  * The agent as an unprivileged user keeping only CAP_NET_ADMIN and CAP_NET_RAW
@@ -19,6 +20,9 @@ import { AgentProc, dropPrivileges, type RunAs } from '../helpers/agent-proc';
  * ambient ones, which survive the exec of node (it has no file capabilities).
  * This host's /dev/net/tun is 0600, so each run gets a 0666 node (what udev
  * ships) bind-mounted over it in its private mount namespace.
+ *
+ * What nobody runs is a staged install (test/helpers/staged-install.ts), not the
+ * checkout, which may sit where nobody cannot enter (a clone in /root, 0700).
  */
 
 const REPO = resolve(__dirname, '../..');
@@ -68,7 +72,7 @@ describe('least privilege: each privileged operation, as nobody', { skip }, () =
     const topo = new Topology();
     try {
       const ns = topo.ns('lp');
-      const [cmd, args] = dropPrivileges(as, ['node', '--import', 'tsx', PROBE, 'lo']);
+      const [cmd, args] = dropPrivileges(as, ['node', stagedInstall().bundle(PROBE, 'privilege-probe'), 'lo']);
       return JSON.parse(ns.exec(cmd, args)) as ProbeResult;
     } finally {
       topo.destroy();
@@ -132,7 +136,7 @@ describe('least privilege: the agent as nobody against l2tpns', { skip: scSkip }
     const a = AgentProc.start(
       lay.cpe,
       ['--sc', lay.scAddress, '--user', DEFAULT_USER.name, '--mode', 'router', '--lan', veth.a, '--ra', 'builtin'],
-      { password: DEFAULT_USER.password, runAs: runAs(['net_admin', 'net_raw']) },
+      { password: DEFAULT_USER.password, runAs: runAs(['net_admin', 'net_raw']), bin: stagedInstall().bin },
     );
     t.after(() => a.stop());
     await a.waitState('up', 20_000);
@@ -198,22 +202,29 @@ describe('least privilege: the agent as nobody against l2tpns', { skip: scSkip }
     const a = AgentProc.start(lay.cpe, ['--sc', lay.scAddress, '--user', DEFAULT_USER.name, '--mode', 'host'], {
       password: DEFAULT_USER.password,
       runAs: runAs([]),
+      bin: stagedInstall().bin,
     });
     t.after(() => a.stop());
     // With a startup check the agent exits 3 before dialling; without one the TUN
     // open after PPP fails. Either way the operator reads which capability is missing.
+    // The startup check logs its fatal line before the process exits, so only the TUN
+    // failure (no startup check) may end the wait early; the fatal line waits for the exit.
+    const TUN_FAIL = /cannot open TUN device sw0: tunOpen\(sw0\): ioctl TUNSETIFF: Operation not permitted \(EPERM\): needs CAP_NET_ADMIN/;
     const exited = await waitFor('the agent to exit or report the missing capability', 15_000, () =>
-      a.proc.exitCode !== null ? 'exit' : a.lines.some((l) => HINT.test(l.msg) || HINT.test(String(l.err ?? ''))) ? 'log' : undefined,
+      a.proc.exitCode !== null ? 'exit' : a.lines.some((l) => TUN_FAIL.test(l.msg)) ? 'log' : undefined,
     );
-    // Messages and error fields as written, not JSON-escaped, so the quotes in the hint match.
-    const text = [...a.lines.map((l) => `${l.msg} ${String(l.err ?? '')}`), ...a.stderr].join('\n');
+    // Messages and error fields as written, not JSON-escaped, so the quotes in the hint
+    // match; stdout may still be draining when the exit is seen.
+    const said = () => [...a.lines.map((l) => `${l.msg} ${String(l.err ?? '')}`), ...a.stderr];
+    await waitFor('the message naming the capability', 5_000, () => said().some((x) => HINT.test(x)) || undefined);
+    const text = said().join('\n');
     assert.match(text, HINT);
     assert.doesNotMatch(text, STACK, 'no stack trace');
     if (exited === 'exit') {
       assert.equal(a.proc.exitCode, 3, text);
     } else {
-      const line = a.lines.find((l) => HINT.test(l.msg))!;
-      assert.match(line.msg, /cannot open TUN device sw0: tunOpen\(sw0\): ioctl TUNSETIFF: Operation not permitted \(EPERM\): needs CAP_NET_ADMIN/);
+      const line = a.lines.find((l) => TUN_FAIL.test(l.msg))!;
+      assert.match(line.msg, HINT);
       const s = await a.status();
       assert.notEqual(s.state, 'up');
       assert.match(s.lastError?.message ?? '', HINT);

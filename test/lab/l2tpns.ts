@@ -198,7 +198,8 @@ export function l2tpnsAvailable(): { ok: boolean; message: string } {
   if (missing.length === 0) return { ok: true, message: '' };
   return {
     ok: false,
-    message: `missing ${missing.join(', ')}: install them with "apt-get install l2tpns freeradius"`,
+    // npm run demo and npm test install them first (scripts/setup.sh); this is for a test file run on its own.
+    message: `missing ${missing.join(', ')}: install them with "apt-get install l2tpns freeradius" (or run "bash scripts/setup.sh test" as root)`,
   };
 }
 

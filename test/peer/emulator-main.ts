@@ -23,6 +23,10 @@ export type EmulatorCommand =
   | { cmd: 'raw'; hex: string; tunnelId?: number; fromAddress?: string; fromPort?: number; repeat?: number }
   /** A control message through the channel; `values` as AvpValues JSON (AVPs without byte values only). */
   | { cmd: 'ctl'; message: MessageName; sessionId: number; values?: Record<string, unknown>; tunnelId?: number }
+  /** Data sequencing on or off from now on (S=1 with Ns, or S=0). */
+  | { cmd: 'sequencing'; on: boolean }
+  /** An LCP Echo-Request to the agent on the latest session. */
+  | { cmd: 'echo'; tunnelId?: number }
   | { cmd: 'status' }
   | { cmd: 'close' };
 
@@ -72,8 +76,21 @@ async function main(): Promise<void> {
             return reply({ ok: true });
           case 'ctl':
             return reply({ ok: true, tunnelId: emu.sendControl(req.message, req.sessionId, (req.values ?? {}) as AvpValues, req.tunnelId) });
+          case 'sequencing':
+            emu.setDataSequencing(req.on);
+            return reply({ ok: true });
+          case 'echo':
+            return reply({ ok: emu.echo(req.tunnelId), error: 'no established session' });
           case 'status':
-            return reply({ ok: true, counters: emu.counters, tunnels: emu.tunnelViews(), received: emu.received, relay: relay?.stats, data: emu.dataCounters });
+            return reply({
+              ok: true,
+              counters: emu.counters,
+              tunnels: emu.tunnelViews(),
+              received: emu.received,
+              relay: relay?.stats,
+              data: emu.dataCounters,
+              dataRx: emu.dataRx,
+            });
           case 'close':
             reply({ ok: true });
             return stop();

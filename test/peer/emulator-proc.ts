@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { Netns } from '../lab/netns';
-import type { ControlRecord, EmulatorCounters, EmulatorEvent, TunnelView } from './emulator';
+import type { ControlRecord, DataRecord, EmulatorCounters, EmulatorEvent, TunnelView } from './emulator';
 import type { EmulatorCommand, EmulatorScript } from './emulator-main';
 import type { RelayStats } from './relay';
 
@@ -16,6 +16,8 @@ export interface EmulatorStatus {
   relay?: Record<'up' | 'down', RelayStats>;
   /** Data mode: packets written into the emulator's TUN / sent to the agent, and drops. */
   data?: { toTun: number; toAgent: number; tunDrops: number; udpDrops: number } | null;
+  /** The agent's latest data messages: Ns or not, header length, PPP protocol. */
+  dataRx: DataRecord[];
 }
 
 export class EmulatorProc {

@@ -55,6 +55,8 @@ export interface ExtraAvp {
   mandatory: boolean;
   /** Hex. */
   value: string;
+  /** Put it in place of the message's own AVP of this type (e.g. a value of the wrong length) instead of after the others. */
+  replace?: boolean;
 }
 
 export interface Trigger {
@@ -88,6 +90,8 @@ export interface EmulatorOptions {
   replyPort?: number;
   impair?: ImpairRule[];
   triggers?: Trigger[];
+  /** Send the session's data with S=1 and Ns (RFC 2661 5.4) from the start; the 'sequencing' command switches it. */
+  sequenceData?: boolean;
   /** PPP side; false runs L2TP only. */
   ppp?: PppServerOptions | false;
   channel?: Partial<ChannelConfig>;
@@ -114,6 +118,15 @@ export interface ControlRecord {
   unknown: { vendorId: number; type: number; mandatory: boolean }[];
   /** The impairment that hit it before processing, if any. */
   impaired?: ImpairRule['action'];
+}
+
+/** One data message from the agent: whether it carried Ns and how long its L2TP header was. */
+export interface DataRecord {
+  at: number;
+  ns: number | null;
+  headerLength: number;
+  /** PPP protocol of the payload (after an optional ff03), e.g. 0xc021 for LCP. */
+  protocol: number;
 }
 
 export type EmulatorEvent =
@@ -157,6 +170,8 @@ interface Session {
   peerId: number;
   state: 'wait-iccn' | 'established' | 'closed';
   ppp: PppServer | null;
+  /** Next Ns of our data when sequencing. */
+  dataNs: number;
 }
 
 interface Tunnel {
@@ -194,8 +209,12 @@ export function kindOf(bytes: Uint8Array): TrafficKind {
   }
 }
 
+const MAX_DATA_RECORDS = 256;
+
 export class Emulator {
   readonly received: ControlRecord[] = [];
+  /** The agent's latest data messages (bounded). */
+  readonly dataRx: DataRecord[] = [];
   readonly counters: EmulatorCounters = {
     rx: {},
     tx: {},
@@ -219,8 +238,10 @@ export class Emulator {
   private readonly t0 = Date.now();
   private listeners: ((ev: EmulatorEvent) => void)[] = [];
   private closed = false;
+  private sequenceData: boolean;
 
   private constructor(readonly opts: EmulatorOptions) {
+    this.sequenceData = opts.sequenceData ?? false;
     const host = opts.host ?? '127.0.0.1';
     this.sock = opts.data ? NativeServerSocket.open(host, opts.port ?? 0) : dgram.createSocket(isIP(host) === 6 ? 'udp6' : 'udp4');
     this.nextTunnelId = opts.firstTunnelId ?? 2;
@@ -357,6 +378,23 @@ export class Emulator {
     return t.localId;
   }
 
+  /**
+   * Data sequencing on or off from now on (RFC 2661 5.4: an LNS may stop sequencing by
+   * sending data with S=0; plays an LNS that sequences only while LCP negotiates).
+   */
+  setDataSequencing(on: boolean): void {
+    this.sequenceData = on;
+  }
+
+  /** An LCP Echo-Request on the latest established session; false if there is none. */
+  echo(tunnelId?: number): boolean {
+    const t = tunnelId !== undefined ? this.tunnels.get(tunnelId) : this.latest('established');
+    const ppp = t?.session?.state === 'established' ? t.session.ppp : null;
+    if (!ppp) return false;
+    ppp.echo();
+    return true;
+  }
+
   /** One tunnel's view (default: the latest), e.g. to build packets aimed at it. */
   tunnel(tunnelId?: number): TunnelView | undefined {
     return this.tunnelViews()
@@ -489,6 +527,14 @@ export class Emulator {
     return r;
   }
 
+  private recordData(bytes: Uint8Array, m: L2tpMessage & { kind: 'data' }): void {
+    const p = m.payload;
+    const at = p.length >= 2 && p[0] === 0xff && p[1] === 0x03 ? 2 : 0;
+    const protocol = p.length > at ? (p[at]! & 1 ? p[at]! : ((p[at]! << 8) | (p[at + 1] ?? 0))) : -1;
+    this.dataRx.push({ at: Date.now() - this.t0, ns: m.ns ?? null, headerLength: bytes.length - p.length, protocol });
+    if (this.dataRx.length > MAX_DATA_RECORDS) this.dataRx.shift();
+  }
+
   private process(bytes: Uint8Array, rinfo: dgram.RemoteInfo, sock: EmuSocket, impaired?: ImpairRule['action']): void {
     let m: L2tpMessage;
     try {
@@ -506,6 +552,7 @@ export class Emulator {
         return;
       }
       this.count('rx', 'data');
+      this.recordData(bytes, m);
       s.ppp?.receive(m.payload);
       return;
     }
@@ -644,7 +691,7 @@ export class Emulator {
       }
       case 'ICRQ': {
         if (t.state !== 'established' || t.session?.state === 'established') break;
-        const s: Session = { localId: this.nextSessionId++, peerId: v.assignedSessionId ?? 0, state: 'wait-iccn', ppp: null };
+        const s: Session = { localId: this.nextSessionId++, peerId: v.assignedSessionId ?? 0, state: 'wait-iccn', ppp: null, dataNs: 0 };
         t.session = s;
         this.counters.sessions++;
         this.emit({ type: 'session', state: 'new', tunnelId: t.localId, sessionId: s.localId });
@@ -659,7 +706,10 @@ export class Emulator {
         if (this.opts.ppp !== false) {
           s.ppp = new PppServer(this.opts.ppp ?? {}, {
             send: (frame) => {
-              if (s.state === 'established') this.out(t, encodeData({ tunnelId: t.peerId, sessionId: s.peerId }, frame));
+              if (s.state !== 'established') return;
+              const ns = this.sequenceData ? s.dataNs : undefined;
+              if (ns !== undefined) s.dataNs = (ns + 1) & 0xffff;
+              this.out(t, encodeData({ tunnelId: t.peerId, sessionId: s.peerId, ns }, frame));
             },
             event: (ev) => {
               this.emit({ type: 'ppp', tunnelId: t.localId, sessionId: s.localId, ppp: ev });
@@ -782,7 +832,10 @@ export class Emulator {
     }
     for (const e of this.opts.extraAvps ?? []) {
       if (e.message !== name || (e.nth !== undefined && e.nth !== n)) continue;
-      raw.push({ mandatory: e.mandatory, hidden: false, reserved: 0, vendorId: e.vendorId ?? 0, type: e.type, value: Buffer.from(e.value, 'hex') });
+      const avp: RawAvp = { mandatory: e.mandatory, hidden: false, reserved: 0, vendorId: e.vendorId ?? 0, type: e.type, value: Buffer.from(e.value, 'hex') };
+      const at = e.replace ? raw.findIndex((a) => a.vendorId === avp.vendorId && a.type === avp.type) : -1;
+      if (at > 0) raw[at] = avp;
+      else raw.push(avp);
     }
     this.runChannel(t, t.channel.send({ tunnelId: t.peerId, sessionId, body: encodeRawAvps(raw) }));
   }

@@ -170,6 +170,11 @@ export class PppServer {
     return { lcp: this.lcp.up, auth: this.authDone, ipv6cp: this.ipv6cp.up, ipcp: this.ipcp?.up ?? false };
   }
 
+  /** Sends an LCP Echo-Request (tests use it to make the agent answer with a data message). */
+  echo(): void {
+    this.write(PROTO.LCP, encodePacket(CODE.ECHO_REQ, this.nextId++ & 0xff, Buffer.concat([u32(this.magic), Buffer.from('emulator')])));
+  }
+
   /** Sends an LCP Terminate-Request (tests use it to end PPP but keep the session). */
   terminate(reason = 'emulator'): void {
     this.write(PROTO.LCP, encodePacket(CODE.TERM_REQ, this.nextId++, Buffer.from(reason)));

@@ -18,6 +18,9 @@ import { decodeNdMessage, parseNdPacket } from '../../src/ipv6/nd';
 import { buildUdp6, classifyControl, Ipv6DecodeError, parseAddress, parseIcmpv6, parseIpv6, parsePrefix, parseUdp6 } from '../../src/ipv6/packet';
 import { Slaac } from '../../src/ipv6/slaac';
 import {
+  AVP_CODECS,
+  AVP_NAMES,
+  type AvpName,
   challengeResponse,
   decodeAvps,
   decodeControlBody,
@@ -25,6 +28,8 @@ import {
   decodePacket as decodeL2tpPacket,
   decodeRawAvps,
   encodeControl,
+  encodeData,
+  encodeRawAvps,
   hideValue,
   encodeControlBody,
   L2tpDecodeError,
@@ -32,6 +37,8 @@ import {
   type LacAction,
   type MessageName,
   MessageType,
+  rawAvps,
+  typeAvps,
   unhideValue,
 } from '../../src/l2tp';
 import { ChapClient, PapClient } from '../../src/ppp/auth';
@@ -55,6 +62,7 @@ import {
   ipv6Textish,
   L2TP_SECRET,
   l2tpHostile,
+  u16,
   messageValues,
   mssPackets,
   ndPacketPool,
@@ -127,6 +135,21 @@ const L2TP_TARGETS: FuzzTarget[] = [
       typed(L2tpDecodeError, () => decodeRawAvps(body));
       typed(L2tpDecodeError, () => decodeAvps(body));
       return typed(L2tpDecodeError, () => decodeControlBody(body, { secret: L2TP_SECRET }));
+    },
+  }),
+  target({
+    name: 'l2tp.avp-values',
+    covers: 'typeAvps: every AVP codec of RFC 2661 4.4 on values of any length, either M bit',
+    // Lengths near each codec's own are where the length checks sit; the rest of the range
+    // reaches the variable-length ones (strings, Result Code, Q.931 Cause).
+    input: fc.tuple(fc.constantFrom(...AVP_NAMES), fc.oneof(bytes(0, 12), bytes(0, 64)), fc.boolean()),
+    run: ([name, value, mandatory]: [AvpName, Uint8Array, boolean]) => {
+      const { values, malformed, unknown } = typeAvps([{ mandatory, hidden: false, reserved: 0, vendorId: 0, type: AVP_CODECS[name].type, value }]);
+      // A malformed value never throws out of the decoder: it is typed or listed, never both.
+      const typed = (values as Record<string, unknown>)[name] !== undefined;
+      check(unknown.length === 0 && typed !== (malformed.length === 1), `${name}: typed ${typed}, malformed ${malformed.length}`);
+      check(malformed.every((m) => m.name === name && m.mandatory === mandatory && m.length === value.length), `${name}: malformed record`);
+      return typed ? 'accepted' : 'rejected';
     },
   }),
   target({
@@ -212,17 +235,40 @@ const anyControlBody = sampled(
     }),
   ),
 );
+/** The same with one AVP's value replaced by bytes of any length and either M bit (RFC 2661 7.1 paths). */
+const malformedControlBody = sampled(
+  fc
+    .tuple(fc.constantFrom(...L2TP_MESSAGE_NAMES), fc.nat(), bytes(0, 12), fc.boolean())
+    .chain(([name, which, value, mandatory]) =>
+      messageValues(name).map((v) => {
+        const raw = rawAvps({ ...v, messageType: MessageType[name] });
+        if (raw.length < 2) return encodeRawAvps(raw);
+        const at = 1 + (which % (raw.length - 1));
+        raw[at] = { ...raw[at]!, value, mandatory };
+        return encodeRawAvps(raw);
+      }),
+    ),
+);
+const inOrder = (body: Uint8Array) => ({ b: encodeControl({ tunnelId: 0, sessionId: 0, ns: 0, nr: 0 }, body), aim: true, inOrder: true });
 const lacInput = fc.array(
   fc.oneof(
     { weight: 3, arbitrary: fc.tuple(l2tpHostile, fc.boolean()).map(([b, aim]) => ({ b, aim, inOrder: false })) },
-    { weight: 1, arbitrary: anyControlBody.map((body) => ({ b: encodeControl({ tunnelId: 0, sessionId: 0, ns: 0, nr: 0 }, body), aim: true, inOrder: true })) },
+    { weight: 1, arbitrary: anyControlBody.map(inOrder) },
+    { weight: 1, arbitrary: malformedControlBody.map(inOrder) },
+    // Data for our session with and without Ns: sequencing on and off (RFC 2661 5.4).
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.option(u16, { nil: undefined }), bytes(0, 12))
+        .map(([ns, ppp]) => ({ b: encodeData({ tunnelId: 0, sessionId: 0, ns }, ppp), aim: true, inOrder: false })),
+    },
   ),
   { minLength: 1, maxLength: 6 },
 );
 
 const LAC_TARGET = target({
   name: 'core.lac',
-  covers: 'Lac.receive on an established tunnel+session (hostile datagrams, any control message in order)',
+  covers: 'Lac.receive on an established tunnel+session (hostile datagrams, any control message in order, malformed AVPs, data with and without Ns)',
   input: lacInput,
   run: (seq) => {
     const lac = establishedLac();
@@ -232,8 +278,13 @@ const LAC_TARGET = target({
     for (const { b, aim, inOrder } of seq) {
       const bytes = aim ? aimAt(b, lac.localTunnelId, inOrder ? (lac.status().session.localId ?? 0) : 1, inOrder ? ns++ : undefined) : b;
       const before = drops();
-      for (const a of lac.receive(bytes, LAC_PEER)) if (a.type === 'send') decodeMessage(a.bytes, { secret: L2TP_SECRET });
+      const acts = lac.receive(bytes, LAC_PEER);
+      for (const a of acts) if (a.type === 'send') decodeMessage(a.bytes, { secret: L2TP_SECRET });
       if (drops() === before) verdict = 'accepted';
+      // 5.4: a data frame without Ns that was taken turns sequencing off.
+      const took = acts.some((a) => a.type === 'frame');
+      const unsequenced = took && (bytes[0]! & 0x08) === 0;
+      if (unsequenced) check(lac.dataHeader()?.sequencing === false, 'S=0 data taken but sequencing still on');
     }
     for (const t of ['ctl-rtx', 'ctl-ack', 'hello', 'linger']) lac.timerFired(t);
     return verdict;

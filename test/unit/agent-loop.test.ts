@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { Agent, type AgentDeps, type ConnectionLike, type DialRequest } from '../../src/agent/agent';
 import type { IpsecGuard, IpsecStatus, IpsecUpResult } from '../../src/ipsec/guard';
 import type { DownInfo } from '../../src/agent/connection';
-import type { Endpoint } from '../../src/agent/transport';
+import type { Endpoint } from '../../src/io/udp-socket';
 import type { Status } from '../../src/agent/status';
 import { resolveConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
@@ -243,7 +243,7 @@ test('down holds the softwire down until up; reconnect dials at once', async (t)
   assert.deepEqual(await h.agent.request({ cmd: 'down' }), { ok: true, message: 'taking the softwire down' });
   await settle();
   assert.equal(h.agent.state, 'down');
-  assert.equal(h.conns[0]!.stoppedWith, 2000, 'administrative down says goodbye properly');
+  assert.equal(h.conns[0]!.stoppedWith, 2400, 'administrative down says goodbye properly');
   h.clock.advance(3600_000);
   await settle();
   assert.equal(h.conns.length, 1, 'no dial while administratively down');
@@ -257,7 +257,7 @@ test('down holds the softwire down until up; reconnect dials at once', async (t)
   await h.agent.request({ cmd: 'reconnect' });
   await settle();
   assert.equal(h.conns.length, 3, 'reconnect dials again without backoff');
-  assert.equal(h.conns[1]!.stoppedWith, 2000);
+  assert.equal(h.conns[1]!.stoppedWith, 2400);
   assert.equal(h.agent.status().reconnects, 1);
 });
 
@@ -377,7 +377,7 @@ test('reload: a live setting applies without reconnecting; a protocol setting or
   assert.equal(h.agent.reload({ ...base, logLevel: 'debug' }, { password: 'new' }), true, 'a changed secret needs a new login');
   await settle();
   assert.equal(h.conns.length, 2);
-  assert.equal(h.conns[0]!.stoppedWith, 2000);
+  assert.equal(h.conns[0]!.stoppedWith, 2400);
   h.conns[1]!.up();
   await settle();
   assert.equal(h.agent.reload({ ...base, logLevel: 'debug', helloInterval: 30 }, { password: 'new' }), true);
@@ -478,4 +478,46 @@ test('ipsec: an SA lost while up takes the softwire through the normal reconnect
   await settle();
   assert.deepEqual(g.calls, ['up 192.0.2.1', 'down', 'up 192.0.2.1']);
   assert.equal(h.conns.length, 2);
+});
+
+test('ipsec: a tunnel still lingering to retransmit StopCCN ends before the SA goes, so no L2TP leaves in cleartext', async (t) => {
+  const g = new FakeGuard();
+  const released: (() => void)[] = [];
+  const order: string[] = [];
+  const gDown = g.down.bind(g);
+  g.down = async () => {
+    order.push('ipsec down');
+    await gDown();
+  };
+  class LingeringConn extends FakeConn {
+    override dispose(): void {
+      if (!this.disposed) order.push('tunnel disposed');
+      super.dispose();
+    }
+    onReleased(cb: () => void): void {
+      released.push(cb);
+    }
+  }
+  const conns: LingeringConn[] = [];
+  const h = harness(t, { reconnectJitter: 0 }, {
+    ipsec: g,
+    dial: async (r) => {
+      const c = new LingeringConn(r);
+      conns.push(c);
+      return c;
+    },
+  });
+  await settle();
+  conns[0]!.up();
+  await settle();
+  conns[0]!.down(sessionDown);
+  await settle();
+  assert.equal(h.agent.state, 'connecting');
+  assert.ok(conns[0]!.stoppedWith !== null, 'StopCCN sent while the SA is up');
+  assert.equal(released.length, 1, 'the tunnel asked to linger');
+  assert.deepEqual(order, ['tunnel disposed', 'ipsec down']);
+  h.clock.advance(2000);
+  await settle();
+  assert.deepEqual(g.calls, ['up 192.0.2.1', 'down', 'up 192.0.2.1']);
+  assert.equal(conns.length, 2);
 });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import { Installer } from '../../src/agent/installer';
-import { MAX_POOL, checkRequest, dhcpPool, packageConfig, port67Users, Dhcpv4Server, type Dhcpv4Control } from '../../src/ipv4/dhcp-server';
+import { MAX_POOL, checkRequest, dhcpPool, packageConfig, port67Users, Dhcpv4Server, type Dhcpv4Control } from '../../src/lan/dhcpv4-server';
 import { resolveConfig } from '../../src/config/load';
 import { createLogger } from '../../src/log';
 import type { Netlink } from '../../src/platform/netlink';

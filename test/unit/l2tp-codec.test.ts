@@ -120,7 +120,15 @@ describe('AVP codec', () => {
     assert.equal(enc({ result: 1 }), '800800000001' + '0001');
     assert.equal(enc({ result: 2, error: 8 }), '800a00000001' + '00020008');
     assert.equal(enc({ result: 2, error: 7, message: 'hi' }), '800c00000001' + '000200076869');
-    throwsReason(() => decodeAvps(bytes('800900000001000200')), 'avp-value'); // 3-byte result code
+    // A 3-byte Result Code does not fail the decode: it is reported, for the FSM to judge (RFC 2661 7.1).
+    const d = decodeAvps(bytes('800900000001000200'));
+    assert.equal(d.values.resultCode, undefined);
+    assert.deepEqual(
+      d.malformed.map((m) => [m.name, m.type, m.mandatory, m.length]),
+      [['resultCode', 1, true, 3]],
+    );
+    // M=0 as received is kept: it decides whether the AVP may be ignored.
+    assert.equal(decodeAvps(bytes('000900000001000200')).malformed[0]!.mandatory, false);
   });
 
   test('M bits follow RFC 2661 4.4 (Vendor Name, Firmware, Tie Breaker are optional)', () => {

@@ -256,6 +256,44 @@ describe('tunnel and session establishment', () => {
     assert.equal(h.lac.status().counters.drops['data-out-of-order'], 1);
   });
 
+  test('RFC 2661 5.4: the SC sends data with S=1, then S=0: we sequence, then stop (no Ns, 4 octets less)', () => {
+    const h = establish();
+    const d = (ns?: number) => encodeData({ tunnelId: h.lac.localTunnelId, sessionId: h.sc.lacSession, ns }, new Uint8Array([7]));
+    const ppp = new Uint8Array([0xff, 0x03, 0xc0, 0x21, 9, 1, 0, 4]);
+    const plain = h.lac.sendFrame(ppp)!;
+    assert.equal(h.lac.dataHeader()!.sequencing, false);
+    h.fromSc(d(0));
+    h.fromSc(d(1));
+    assert.equal(h.lac.dataHeader()!.sequencing, true, 'S=1 from the SC: the fast path steps aside');
+    const seq = h.lac.sendFrame(ppp)!;
+    const m1 = decodeMessage(seq);
+    assert.ok(m1.kind === 'data');
+    assert.equal(m1.ns, 0);
+    assert.equal(seq.length, plain.length + 4);
+    h.fromSc(d());
+    assert.equal(h.ev('frame').length, 3, 'the S=0 frame itself is delivered');
+    assert.equal(h.lac.dataHeader()!.sequencing, false, 'S=0: sequencing off, the fast path takes the data again');
+    assert.equal(h.lac.status().session.sequencing, false);
+    const after = h.lac.sendFrame(ppp)!;
+    const m2 = decodeMessage(after);
+    assert.ok(m2.kind === 'data');
+    assert.equal(m2.ns, undefined);
+    assert.equal(after.length, plain.length);
+    // The SC may turn it on again; its new Ns are accepted from wherever it starts.
+    h.fromSc(d(0));
+    assert.equal(h.lac.dataHeader()!.sequencing, true);
+    assert.equal(h.ev('frame').length, 4);
+  });
+
+  test('RFC 2661 4.4.6: when we asked for sequencing (Sequencing Required), S=0 data does not turn it off', () => {
+    const h = establish({ dataSequencing: true });
+    h.fromSc(encodeData({ tunnelId: h.lac.localTunnelId, sessionId: h.sc.lacSession }, new Uint8Array([7])));
+    assert.equal(h.lac.dataHeader()!.sequencing, true);
+    const m = decodeMessage(h.lac.sendFrame(new Uint8Array([1]))!);
+    assert.ok(m.kind === 'data');
+    assert.equal(m.ns, 0);
+  });
+
   test('a lost SCCCN is recovered by retransmission with the same Ns', () => {
     const h = setup();
     h.run(h.lac.open());
@@ -667,6 +705,67 @@ describe('unknown and malformed input', () => {
     const up = h.ev('tunnel-up')[0];
     assert.ok(up?.type === 'tunnel-up');
     assert.equal(up.info.peerHostName, 'hidden.lns');
+  });
+
+  // RFC 2661 4.4.2 allows a Result Code of 2 octets or of 4 and more; 3 is malformed.
+  const rc3: RawAvp = { mandatory: true, hidden: false, reserved: 0, vendorId: 0, type: 1, value: new Uint8Array([0, 2, 0]) };
+
+  test('CDN whose Result Code is 3 octets: still acknowledged and honoured (session down, tunnel kept)', () => {
+    const h = establish();
+    const ctrlOut = h.lac.status().counters.ctrlOut;
+    h.fromSc(h.sc.raw([...rawAvps({ messageType: MessageType.CDN, assignedSessionId: h.sc.sessionId }), rc3], h.sc.lacSession));
+    const d = h.ev('down');
+    assert.equal(d.length, 1);
+    assert.ok(d[0]?.type === 'down');
+    assert.deepEqual([d[0].layer, d[0].reason, d[0].resultCode], ['session', 'peer-cdn', undefined]);
+    assert.match(d[0].message ?? '', /malformed Result Code AVP \(3 octets\)/);
+    assert.equal(h.lac.status().session.state, 'idle');
+    assert.equal(h.lac.status().tunnel.state, 'established');
+    assert.equal(h.lac.status().counters.ctrlIn, 4, 'the CDN reached the control channel');
+    h.clock.advance(2000);
+    assert.ok(h.lac.status().counters.ctrlOut > ctrlOut);
+    assert.equal(h.sc.last('ZLB')!.nr, h.sc.ns, 'and was acknowledged (delayed ZLB)');
+  });
+
+  test('StopCCN whose Result Code is 3 octets: ZLB at once, tunnel down, then closed after the linger', () => {
+    const h = establish();
+    h.fromSc(h.sc.raw([...rawAvps({ messageType: MessageType.StopCCN, assignedTunnelId: h.sc.tunnelId }), rc3]));
+    const zlb = h.sc.last('ZLB')!;
+    assert.equal(zlb.nr, h.sc.ns, 'the StopCCN is acknowledged');
+    const down = h.ev('down').find((e) => e.type === 'down' && e.layer === 'tunnel');
+    assert.ok(down?.type === 'down');
+    assert.equal(down.reason, 'peer-stopccn');
+    assert.match(down.message ?? '', /malformed Result Code/);
+    assert.equal(h.lac.status().tunnel.state, 'closing');
+    h.clock.advance(60_000);
+    assert.equal(h.ev('closed').length, 1);
+    assert.equal(h.sc.all('StopCCN').length, 0, 'no StopCCN of ours answers the peer\'s');
+  });
+
+  test('a mandatory AVP of the wrong length in ICRP: StopCCN result 2 / error 2 (Length is wrong), tunnel down', () => {
+    const h = setup();
+    h.run(h.lac.open());
+    h.fromSc(h.sc.sccrp());
+    const sid3: RawAvp = { mandatory: true, hidden: false, reserved: 0, vendorId: 0, type: 14, value: new Uint8Array([0, 41, 0]) };
+    h.fromSc(h.sc.raw([...rawAvps({ messageType: MessageType.ICRP }), sid3], h.sc.lacSession));
+    const stop = h.sc.last('StopCCN')!;
+    assert.deepEqual([stop.values.resultCode!.result, stop.values.resultCode!.error], [2, 2]);
+    assert.match(stop.values.resultCode!.message ?? '', /assignedSessionId.*3 octets.*ICRP/);
+    assert.equal(h.sc.all('ICCN').length, 0);
+    const down = h.ev('down').find((e) => e.type === 'down' && e.layer === 'tunnel');
+    assert.ok(down?.type === 'down');
+    assert.deepEqual([down.reason, down.resultCode, down.errorCode], ['protocol-error', 2, 2]);
+    assert.equal(h.lac.status().tunnel.state, 'closing');
+  });
+
+  test('a non-mandatory AVP of the wrong length (Firmware Revision, M=0) is ignored: the tunnel comes up', () => {
+    const h = setup();
+    h.run(h.lac.open());
+    const fw3: RawAvp = { mandatory: false, hidden: false, reserved: 0, vendorId: 0, type: 6, value: new Uint8Array([1, 2, 3]) };
+    h.fromSc(h.sc.sccrp({}, [fw3]));
+    assert.equal(h.ev('tunnel-up').length, 1);
+    assert.equal(h.sc.all('StopCCN').length, 0);
+    assert.equal(h.lac.status().counters.drops['avp-malformed-ignored'], 1);
   });
 
   test('a ZLB alone is not delivered and a duplicate SCCRP is acked, not re-processed', () => {
