@@ -5,7 +5,7 @@
  * added in one place and forgotten in another.
  */
 
-import { DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS } from '../ipsec/proposals';
+import { DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS } from './ipsec-proposals';
 
 export type Mode = 'router' | 'host';
 export type Ncp = 'ipv6' | 'ipv4' | 'dual';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CHILD, CONN, IpsecCore, connMessage, espOverhead, explainFailure, saFromListSa } from '../../src/ipsec/core';
-import { proposalProblems } from '../../src/ipsec/proposals';
+import { proposalProblems } from '../../src/config/ipsec-proposals';
 import { resolveConfig } from '../../src/config/load';
 
 const SC = '192.0.2.1';

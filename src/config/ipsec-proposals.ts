@@ -1,6 +1,8 @@
 /**
  * IKE and ESP proposal defaults and the check that keeps weak algorithms out
- * unless the user asks for them. Pure: config loading and the IPsec guard share it.
+ * unless the user asks for them. Pure. It sits in src/config, not src/ipsec,
+ * because the schema's defaults and the loader's check need it and config is
+ * the lowest layer.
  *
  * Defaults use what Debian's and OpenWrt's stock charon can do with its default
  * plugins (aes, sha2, hmac, gmp): AES with SHA-2 and MODP 2048 (group 14) for IKE,
