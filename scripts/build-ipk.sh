@@ -86,10 +86,8 @@ stage() {
   find "$dest" -type d -exec chmod 0755 {} +
 }
 
-# Deterministic tar of the current directory's listed members (root-owned, fixed mtime).
-det_tar() {
-  tar --format=gnu --numeric-owner --owner=0 --group=0 --mtime="@$SOURCE_DATE_EPOCH" "$@"
-}
+# det_tar, pack_ipk: shared with scripts/build-luci-ipk.sh.
+. scripts/ipk-pack.sh
 
 # The addon for OpenWrt architecture $1 (see the top of this file), or nothing.
 addon_for() {
@@ -185,13 +183,6 @@ EOF
 chmod 0644 "$work/control/control" "$work/control/conffiles"
 chmod 0755 "$work/control/postinst" "$work/control/prerm"
 
-(cd "$work/data" && det_tar --sort=name -cf - .) | gzip -9n >"$work/data.tar.gz"
-(cd "$work/control" && det_tar -cf - ./control ./conffiles ./postinst ./prerm) | gzip -9n >"$work/control.tar.gz"
-printf '2.0\n' >"$work/debian-binary"
-chmod 0644 "$work/debian-binary" "$work/data.tar.gz" "$work/control.tar.gz"
-
-mkdir -p dist
 out="dist/softwire_${VERSION}_${ARCH}.ipk"
-(cd "$work" && det_tar -cf - ./debian-binary ./data.tar.gz ./control.tar.gz) | gzip -9n >"$out.tmp"
-mv -f "$out.tmp" "$out"
+pack_ipk "$work" "$out"
 echo "built $out ($(stat -c %s "$out") bytes; installed size $installed_size bytes)"

@@ -20,6 +20,14 @@ for d in "${dirs[@]}"; do
   case "$d" in unit | property) ;; *) needs=test ;; esac
 done
 bash scripts/setup.sh "$needs"
+# OpenWrt's netifd, ubusd, odhcpd, rpcd and uhttpd for test/interop/*-real and luci-*
+# tests, built once from the tarballs in ../shared/openwrt-rig and cached
+# (/var/cache/softwire-openwrt). Without those tarballs the tests say so and skip.
+if [ "$needs" = test ] && [ -f ../shared/openwrt-rig/sources.tar.gz ]; then
+  echo "test: OpenWrt daemons from ../shared/openwrt-rig (built once, then cached)"
+  bash test/openwrt/build.sh >/dev/null
+  bash test/openwrt-luci/build.sh >/dev/null
+fi
 npx tsc --noEmit -p .
 node scripts/build.mjs
 exec node --import tsx --test --test-reporter=spec --test-concurrency="${TEST_CONCURRENCY:-2}" "${files[@]}"

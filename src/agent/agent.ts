@@ -169,7 +169,9 @@ export class Agent {
    */
   notify(): void {
     const cmd = this.d.config.notifyCommand;
-    if (!cmd || this.tearingDown) return;
+    // While stopping, the receiver is the one stopping us (netifd refuses notifies
+    // during its teardown) and our exit is the news; a last "down" would only be refused.
+    if (!cmd || this.tearingDown || this.stopping) return;
     if (this.notifyRunning) {
       this.notifyPending = true;
       return;
@@ -191,7 +193,10 @@ export class Agent {
       });
       p.on('exit', (code) => {
         clearTimeout(timer);
-        if (code) this.log.warn({ cmd, code }, 'notify command failed');
+        // One still running when we are told to stop reaches a receiver that is tearing
+        // down (netifd answers PERMISSION_DENIED): expected, not worth a warning.
+        if (code && this.stopping) this.log.info({ cmd, code }, 'notify command refused while stopping');
+        else if (code) this.log.warn({ cmd, code }, 'notify command failed');
         done();
       });
     } catch (e) {

@@ -344,7 +344,9 @@ export class Connection {
         this.feed({ type: 'ncp-up', ncp: a.ncp });
         return;
       case 'ncp-down':
-        this.log.warn({ ncp: a.ncp, reason: a.reason }, 'NCP down');
+        // After stop() or a failure the NCPs close as a consequence: a warning only when one goes down by itself.
+        if (this.finished) this.log.info({ ncp: a.ncp, reason: a.reason }, 'NCP down');
+        else this.log.warn({ ncp: a.ncp, reason: a.reason }, 'NCP down');
         return;
       case 'data':
         this.fromPeer(a.protocol, a.payload);

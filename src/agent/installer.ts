@@ -306,6 +306,7 @@ export class Installer {
     return {
       linkLocal,
       address: this.globalAddress,
+      addressLength: this.globalAddress ? (this.addresses.get(this.globalAddress)?.plen ?? null) : null,
       delegatedPrefix: l
         ? { prefix: l.prefix, length: l.length, preferredUntil: isoIn(left(l.preferredLifetime)), validUntil: isoIn(left(l.validLifetime)) }
         : null,

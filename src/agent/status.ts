@@ -39,6 +39,8 @@ export interface Status {
   ipv6: {
     linkLocal: string | null;
     address: string | null;
+    /** Prefix length of `address` (64 from SLAAC, 128 from DHCPv6 IA_NA alone); added for the netifd notify script. */
+    addressLength?: number | null;
     delegatedPrefix: DelegatedPrefixStatus | null;
     dns: string[];
     domains: string[];
