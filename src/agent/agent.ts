@@ -20,6 +20,8 @@ import { Nat44 } from '../ipv4/nat44';
 import { Dhcpv4Server } from '../lan/dhcpv4-server';
 import { type Endpoint, sourceAddressFor } from '../io/udp-socket';
 import type { IpsecGuard } from '../ipsec/guard';
+import { rename, writeFile } from 'node:fs/promises';
+import { SdpOfferer } from '../sdp/offerer';
 
 /**
  * The agent's lifecycle: dial, keep the softwire up, and when any layer fails,
@@ -62,7 +64,7 @@ export interface AgentDeps {
   log: Logger;
   netlink: Netlink;
   sysctl: Sysctl;
-  openTun: (name: string) => TunLike;
+  openTun: (name: string, opts?: { slotSize?: number }) => TunLike;
   /** DHCPv6 DUID and the last delegated prefix, kept across restarts. */
   duid: Uint8Array;
   previousPrefix?: Prefix;
@@ -123,6 +125,8 @@ export class Agent {
   /** A reconnect kept the LAN numbered (and its DNS) from the last lease; released on stop, admin-down or lease expiry. */
   private lanHeld = false;
   private lastDns = '';
+  /** Issue 16 item 8: offers for sdpOfferFile, made from the bound tunnel socket. */
+  private readonly offerer = new SdpOfferer(new Date());
   private readonly log: Logger;
   /** Child loggers of the running attempt: pino children keep the level they were made with. */
   private attemptLogs: Logger[] = [];
@@ -290,10 +294,10 @@ export class Agent {
   }
 
   private async endpoints(): Promise<Endpoint[]> {
-    if (this.d.scOverride?.length) return this.d.scOverride;
+    // Issue 16 item 8: an SDP answer's c= may be a DNS name (RFC 8866 5.7); it is resolved like a configured one.
+    const sources = this.d.scOverride?.length ? this.d.scOverride.map((e) => ({ host: e.address, port: e.port })) : this.d.config.sc.map((s) => parseScAddress(s));
     const out: Endpoint[] = [];
-    for (const s of this.d.config.sc) {
-      const { host, port } = parseScAddress(s);
+    for (const { host, port } of sources) {
       if (isIP(host)) out.push({ address: host, port });
       else {
         try {
@@ -330,7 +334,22 @@ export class Agent {
   }
 
   private async dialUdp(r: DialRequest): Promise<ConnectionLike> {
-    const transport = await openDataTransport(r.sc, r.local);
+    // Issue 16 item 7: an SCCRP from another SC address is admitted only with a tunnel secret (the LAC's Challenge proves it).
+    const acceptOtherAddress = this.d.config.scAnswerFromOtherAddress && this.d.secrets.tunnelSecret !== undefined;
+    if (this.d.config.scAnswerFromOtherAddress && !acceptOtherAddress) this.log.warn('scAnswerFromOtherAddress needs tunnelSecret: only the dialled address is answered');
+    const transport = await openDataTransport(r.sc, r.local, { acceptOtherAddress });
+    // Issue 16 item 8: bound first, so the offer names the real address and port; a new one after a WAN change (draft 6).
+    const offer = this.d.config.sdpOfferFile ? this.offerer.bound(transport.local.address, transport.local.port) : undefined;
+    if (offer && this.d.config.sdpOfferFile) {
+      const file = this.d.config.sdpOfferFile;
+      try {
+        await writeFile(`${file}.tmp`, offer, { mode: 0o644 });
+        await rename(`${file}.tmp`, file);
+        this.log.info({ file, local: `${transport.local.address}:${transport.local.port}` }, 'SDP offer written');
+      } catch (e) {
+        this.log.error({ file, err: (e as Error).message }, 'cannot write the SDP offer');
+      }
+    }
     return new Connection(r.sc, {
       config: { ...this.d.config, helloInterval: r.keepalive.helloInterval, lcpEchoInterval: r.keepalive.lcpEchoInterval },
       secrets: this.d.secrets,

@@ -9,7 +9,13 @@ import { PROTO } from '../ppp/frame';
 import { classifyControl, linkLocalFromIid, type Prefix } from '../ipv6/packet';
 import { Slaac, type SlaacAction } from '../ipv6/slaac';
 import { RouterSolicitor, type RsAction } from '../ipv6/rs';
-import { Dhcp6Client, type Dhcp6Action } from '../ipv6/dhcp6-client';
+import { Dhcp6Client, type Dhcp6Action, HOST_PROBE_SOLICITS, hostDhcp6Mode } from '../ipv6/dhcp6-client';
+import { LeaseDad, type LeaseDadAction } from '../ipv6/dad';
+import { parseNdPacket } from '../ipv6/nd';
+import { Ipv6DecodeError } from '../ipv6/errors';
+import { earlyResendMs } from '../ppp/automaton';
+import { classifyAuthCdn } from '../l2tp/result-codes';
+import { MtuPlan, tunSlotSize } from '../core/mtu-plan';
 import type { Logger } from '../log';
 import type { Endpoint } from '../io/udp-socket';
 import { DataCounters } from '../dataplane/counters';
@@ -66,8 +72,8 @@ export interface ConnectionDeps {
   log: Logger;
   scheduler: Scheduler;
   transport: DatagramTransport;
-  /** Opens the TUN device when the first NCP comes up. */
-  openTun: (name: string) => TunLike;
+  /** Opens the TUN device when the first NCP comes up; receive slots of slotSize bytes (issue 16 item 3). */
+  openTun: (name: string, opts?: { slotSize?: number }) => TunLike;
   installer: Installer;
   duid: Uint8Array;
   previousPrefix?: Prefix;
@@ -76,7 +82,7 @@ export interface ConnectionDeps {
   emit: (ev: ConnectionEvent) => void;
 }
 
-type Core = 'l2tp' | 'ppp' | 'rs' | 'slaac' | 'dhcp6';
+type Core = 'l2tp' | 'ppp' | 'rs' | 'slaac' | 'dhcp6' | 'dad';
 
 export class Connection {
   private readonly lac: Lac;
@@ -86,14 +92,23 @@ export class Connection {
   private rs: RouterSolicitor | null = null;
   private slaac: Slaac | null = null;
   private dhcp: Dhcp6Client | null = null;
+  /** Issue 16 item 2: DAD (and Optimistic use, item 10) for DHCPv6 IA_NA addresses. */
+  private leaseDad: LeaseDad | null = null;
+  /** Host mode: the DHCPv6 exchange is the bounded M=O=0 probe, not one the RA announced. */
+  private dhcpProbe = false;
   private linkLocal: string | null = null;
   private finished = false;
+  /** Scheduler time of start(); tunnel+session setup time bounds the round trip (issue 16 item 9). */
+  private dialledAt = 0;
   private ipv4: IpcpLinkResult | null = null;
   /** Phases, their deadlines and when the link is usable: the pure core this driver feeds. */
   private readonly setup: SessionCore;
   private released: (() => void) | null = null;
   private pppClosed: (() => void) | null = null;
   readonly counters = new DataCounters();
+  /** Issue 16 item 3: the MTU from the WAN/config, the SC's MRU, sequencing and the RA. */
+  private readonly mtuPlan: MtuPlan;
+  private sequencingSeen = false;
   private readonly log: Logger;
   /** This connection's timers (every core's, the setup deadline, the stop waits). */
   private readonly sched: TrackedScheduler;
@@ -108,6 +123,7 @@ export class Connection {
     this.sched = new TrackedScheduler(d.scheduler);
     this.io = new DropLog(d.log, () => this.sched.now());
     const c = d.config;
+    this.mtuPlan = new MtuPlan({ base: d.mtu, derived: !c.mtu });
     this.setup = new SessionCore({
       deadlines: { tunnel: c.sccrpTimeout * 1000, session: c.icrpTimeout * 1000, lcp: c.lcpTimeout * 1000, auth: c.authTimeout * 1000, ncp: c.ncpTimeout * 1000 },
       provisionWaitMs: c.provisionWait * 1000,
@@ -135,6 +151,7 @@ export class Connection {
   }
 
   start(): void {
+    this.dialledAt = this.sched.now();
     this.d.emit({ type: 'progress', layer: 'tunnel', message: `dialling ${this.sc.address}:${this.sc.port}` });
     this.feed({ type: 'dialed' });
     this.run('l2tp', () => this.lac.open());
@@ -202,8 +219,14 @@ export class Connection {
     }
     if (core === 'ppp' && this.ppp) this.feed({ type: 'ppp-phase', phase: this.ppp.phase });
     if (core === 'dhcp6' && this.dhcp) {
-      const st = this.dhcp.status().state;
-      this.feed({ type: 'dns-pending', pending: st === 'soliciting' || st === 'requesting' || st === 'informing' });
+      const ds = this.dhcp.status();
+      const st = ds.state;
+      // A host's M=O=0 probe (issue 16 item 1) asks a server the SC did not announce: "up" does not wait for it.
+      // Nor does a Solicit the server already answered with no lease (RFC 8415 18.2.9: that Advertise, and
+      // its DNS, is ignored): it keeps soliciting for an IA_NA on its backoff but will not bring DNS soon.
+      const leaseless = st === 'soliciting' && (ds.counters.ignored['advertise-without-leases'] ?? 0) > 0;
+      const probing = this.dhcpProbe && st === 'soliciting';
+      this.feed({ type: 'dns-pending', pending: !probing && !leaseless && (st === 'soliciting' || st === 'requesting' || st === 'informing') });
     }
     if (core === 'l2tp' && this.acked && this.lac.status().tunnel.unacknowledged === 0) {
       const done = this.acked;
@@ -225,6 +248,8 @@ export class Connection {
         return this.run(core, () => this.slaac?.timerFired(name) ?? []);
       case 'dhcp6':
         return this.run(core, () => this.dhcp?.timerFired(name) ?? []);
+      case 'dad':
+        return this.run(core, () => this.leaseDad?.timerFired(name) ?? []);
     }
   }
 
@@ -240,6 +265,8 @@ export class Connection {
         return this.onSlaac(a as SlaacAction);
       case 'dhcp6':
         return this.onDhcp(a as Dhcp6Action);
+      case 'dad':
+        return this.onLeaseDad(a as LeaseDadAction);
     }
   }
 
@@ -261,9 +288,14 @@ export class Connection {
         return;
       case 'peer-address':
         this.d.transport.retarget(a.from);
-        if (a.from !== `${this.sc.address}:${this.sc.port}`) this.log.info({ from: a.from }, 'SC answers from another port; following it');
+        if (a.from !== `${this.sc.address}:${this.sc.port}`) this.log.info({ from: a.from }, 'SC answers from another port or address; following it');
         return;
       case 'tunnel-up':
+        // Issue 16 item 7: another address of the SC only with tunnel authentication (the transport admits it only then; belt and braces).
+        if (this.d.transport.remote.address !== this.sc.address && !a.info.authenticated) {
+          this.fail({ layer: 'tunnel', reason: `the SC answered from ${this.d.transport.remote.address} without tunnel authentication` });
+          return;
+        }
         this.d.emit({
           type: 'progress',
           layer: 'tunnel',
@@ -277,6 +309,7 @@ export class Connection {
         this.startPpp();
         return;
       case 'frame':
+        this.checkSequencing();
         if (this.ppp) this.run('ppp', () => this.ppp!.receive(Buffer.from(a.data.buffer, a.data.byteOffset, a.data.byteLength), this.sched.now()));
         return;
       case 'down': {
@@ -285,9 +318,20 @@ export class Connection {
           .filter(Boolean)
           .join(', ');
         // Some SCs (l2tpns among them) answer a rejected login with a CDN alone, no CHAP
-        // Failure or PAP Nak: a session cleared while PPP authenticates is a failed login.
+        // Failure or PAP Nak. Issue 16 item 6: the CDN's codes tell a rejected login from
+        // a temporary problem (result 4 and the like), which is retried.
         if (layer === 'session' && a.reason === 'peer-cdn' && this.ppp?.phase === 'authenticate') {
-          this.fail({ layer: 'auth', reason: `authentication failed: the SC closed the session during authentication (${detail})`, permanent: true });
+          const v = classifyAuthCdn(a.resultCode, a.errorCode);
+          if (v.kind === 'auth-rejected') {
+            this.fail({ layer: 'auth', reason: `authentication failed: the SC closed the session during authentication (${detail})`, permanent: true });
+            return;
+          }
+          this.fail({
+            layer: 'session',
+            reason: `the SC closed the session during authentication, not a login rejection (${detail})`,
+            permanent: v.kind === 'permanent',
+            retryElsewhere: v.kind === 'transient' && v.retryElsewhere,
+          });
           return;
         }
         this.fail({
@@ -321,6 +365,9 @@ export class Connection {
       policy: c.ncp,
       echo: { intervalMs: c.lcpEchoInterval * 1000, failures: c.lcpEchoFailure, anyTrafficIsLiveness: false },
       ipv4Traffic: c.ncp !== 'ipv6' || c.ipv4DefaultRoute,
+      // Issue 16 item 9: the SC's first Configure-Request while ours is unanswered means ours
+      // was lost; resend after the tunnel+session setup time (at least two round trips).
+      automaton: { peerRequestResendMs: earlyResendMs(this.sched.now() - this.dialledAt) },
     });
     this.run('ppp', () => this.ppp!.lowerUp(this.sched.now()));
   }
@@ -367,7 +414,7 @@ export class Connection {
     if (this.tun) return this.tun;
     let tun: TunLike;
     try {
-      tun = this.d.openTun(this.d.config.tunDevice);
+      tun = this.d.openTun(this.d.config.tunDevice, { slotSize: tunSlotSize(this.mtuPlan.ceiling) });
     } catch (e) {
       this.fail({ layer: 'ppp', reason: `cannot open TUN device ${this.d.config.tunDevice}: ${(e as Error).message}` });
       return null;
@@ -381,7 +428,7 @@ export class Connection {
         udp: transport,
         lac: this.lac,
         ppp: { canCarry: (p) => this.ppp?.canCarry(p) ?? false },
-        mtu: this.d.mtu,
+        mtu: this.mtuPlan.mtu,
         counters: this.counters,
       });
       this.dataplane = dp;
@@ -445,6 +492,7 @@ export class Connection {
           // DAD watches both; the kernel still answers the SC's own neighbour probes.
           this.counters.toCores++;
           this.run('slaac', () => this.slaac?.receive(payload) ?? []);
+          this.run('dad', () => this.leaseNd(payload));
           break;
         default:
           break;
@@ -482,11 +530,18 @@ export class Connection {
     const c = this.d.config;
     this.linkLocal = linkLocalFromIid(ourIid);
     this.d.emit({ type: 'progress', layer: 'ipv6', message: `IPV6CP up: link-local ${this.linkLocal}, SC ${linkLocalFromIid(peerIid)}` });
-    this.d.installer.tunUp(tun.name, this.d.mtu, this.linkLocal);
+    this.takeScMru();
+    this.d.installer.tunUp(tun.name, this.mtuPlan.mtu, this.linkLocal);
     const rng = Math.random;
     const clock = () => this.sched.now();
-    this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.d.mtu });
-    this.rs = new RouterSolicitor({ rng, source: this.linkLocal });
+    // Issue 16 item 10: Optimistic DAD (RFC 4429) for SLAAC and DHCPv6 addresses.
+    this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.mtuPlan.linkMtu, optimistic: c.optimisticDad });
+    this.leaseDad = new LeaseDad({ rng, clock, optimistic: c.optimisticDad });
+    // Issue 16 item 10: no random delay before the first RS (RFC 4861 6.3.7's SHOULD spreads
+    // many hosts starting on one link; a PPP link has one, and reconnects are already
+    // jittered). l2tpns's one RA at IPV6CP open can arrive before our IPV6CP is open
+    // and be lost, so the RS is what brings the RA: at once, not 0-1 s later.
+    this.rs = new RouterSolicitor({ rng, source: this.linkLocal, maxDelayMs: 0 });
     this.dhcp = new Dhcp6Client({
       duid: this.d.duid,
       linkLocal: this.linkLocal,
@@ -496,7 +551,8 @@ export class Connection {
       requestPrefix: c.mode === 'router',
       prefixLengthHint: c.prefixLengthHint || undefined,
       previousPrefix: this.d.previousPrefix,
-      requestAddress: c.mode === 'router' ? 'if-managed' : 'never',
+      // Issue 16 item 1: a host asks for IA_NA whenever it solicits (hostDhcp6 picks when).
+      requestAddress: c.mode === 'router' ? 'if-managed' : 'always',
       rapidCommit: c.rapidCommit,
       requestDns: true,
       // l2tpns ignores Release; two tries keep shutdown inside its 3 s budget.
@@ -521,16 +577,17 @@ export class Connection {
       case 'ra-flags':
         this.run('rs', () => this.rs?.raReceived() ?? []);
         this.dhcp?.raFlags(a.managed);
-        if (this.d.config.mode === 'host' && (a.managed || a.other) && this.dhcp && this.dhcp.status().state === 'idle') {
-          this.run('dhcp6', () => this.dhcp!.start());
-        }
+        if (this.d.config.mode === 'host') this.hostDhcp(a.managed, a.other);
         return;
       case 'address':
-        this.d.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/${a.prefixLength} (SLAAC)` });
-        ins.address('slaac', a.address, 64, a.validLifetime, a.preferredLifetime);
+        // Optimistic (RFC 4429 2.1): deprecated in the kernel until DAD passes, so a preferred address wins source selection.
+        this.d.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/${a.prefixLength} (SLAAC${a.optimistic ? ', optimistic while DAD runs' : ''})` });
+        ins.address('slaac', a.address, 64, a.validLifetime, a.optimistic ? 0 : a.preferredLifetime);
+        // An Optimistic address counts as usable (RFC 4429 3.1: it may be used while DAD runs), so "up" need not wait for DAD.
         this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
       case 'address-removed':
+        if (a.reason === 'duplicate') this.log.error({ address: a.address }, 'optimistic SLAAC address is a duplicate; removed');
         ins.removeAddress('slaac', a.address, 64);
         this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
         return;
@@ -546,6 +603,7 @@ export class Connection {
         return;
       case 'mtu':
         this.log.info({ mtu: a.mtu }, 'RA MTU option');
+        this.applyMtu(this.mtuPlan.setRaMtu(a.mtu));
         return;
     }
   }
@@ -569,12 +627,11 @@ export class Connection {
         this.feed({ type: 'prefix', present: false });
         return;
       case 'address':
-        ins.address('dhcp6', a.address, 128, a.validLifetime, a.preferredLifetime);
-        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
+        // Issue 16 item 2: DAD before use (or Optimistic use while it runs); LeaseDad installs.
+        this.run('dad', () => this.leaseDad?.leased(a.address, a.validLifetime, a.preferredLifetime) ?? []);
         return;
       case 'address-removed':
-        ins.removeAddress('dhcp6', a.address, 128);
-        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
+        this.run('dad', () => this.leaseDad?.removed(a.address) ?? []);
         return;
       case 'dns':
         ins.dns('dhcp6', a.servers, a.domains);
@@ -584,6 +641,88 @@ export class Connection {
         return;
       case 'failed':
         this.log.warn({ reason: a.reason, terminal: a.terminal }, 'DHCPv6');
+        return;
+    }
+  }
+
+  // ------------------------------------------------------------------- MTU
+
+  /** LCP is open once an NCP is up: the SC's MRU bounds what we may send (issue 16 item 3). */
+  private takeScMru(): void {
+    this.applyMtu(this.mtuPlan.setScMru(this.ppp?.status().negotiated.peerMru));
+  }
+
+  /** The SC started (or stopped) sequencing data: 4 more header bytes per packet. */
+  private checkSequencing(): void {
+    const on = this.lac.dataHeader()?.sequencing ?? false;
+    if (on === this.sequencingSeen) return;
+    this.sequencingSeen = on;
+    this.applyMtu(this.mtuPlan.setSequencing(on));
+  }
+
+  /** A new MTU goes to the TUN, the MSS clamp, SLAAC's ceiling and the LAN's RAs. */
+  private applyMtu(mtu: number | undefined): void {
+    if (mtu === undefined) return;
+    this.log.info({ mtu, limitedBy: this.mtuPlan.limitedBy }, 'softwire MTU changed');
+    this.dataplane?.setMtu(mtu);
+    this.slaac?.setLinkMtu(this.mtuPlan.linkMtu);
+    if (this.tun) this.d.installer.tunMtu(mtu);
+  }
+
+  // ------------------------------------------------------- host DHCPv6 (issue 16 items 1, 2)
+
+  /** Host mode: what to ask DHCPv6 for follows the RA's M and O flags (hostDhcp6Mode). */
+  private hostDhcp(managed: boolean, other: boolean): void {
+    const dhcp = this.dhcp;
+    if (!dhcp) return;
+    const want = hostDhcp6Mode(managed, other);
+    const st = dhcp.state;
+    const idle = st === 'idle' || st === 'stopped' || st === 'failed' || st === 'released';
+    const holding = st === 'requesting' || st === 'bound' || st === 'renewing' || st === 'rebinding' || st === 'declining';
+    if (want !== 'probe') this.dhcpProbe = false;
+    if (want === 'address') {
+      if (holding) return;
+      if (!idle) this.run('dhcp6', () => dhcp.stop());
+      this.run('dhcp6', () => dhcp.start({ mode: 'stateful', solicitMaxRc: 0 }));
+    } else if (want === 'information') {
+      // A binding (or a Solicit under way) brings the DNS too.
+      if (!idle) return;
+      this.run('dhcp6', () => dhcp.start({ mode: 'stateless' }));
+    } else if (st === 'idle') {
+      this.dhcpProbe = true;
+      this.run('dhcp6', () => dhcp.start({ mode: 'stateful', solicitMaxRc: HOST_PROBE_SOLICITS }));
+    }
+  }
+
+  private leaseNd(payload: Buffer): LeaseDadAction[] {
+    if (!this.leaseDad) return [];
+    try {
+      return this.leaseDad.receive(parseNdPacket(payload));
+    } catch (e) {
+      if (e instanceof Ipv6DecodeError) return []; // counted by SLAAC, which saw the same packet
+      throw e;
+    }
+  }
+
+  private onLeaseDad(a: LeaseDadAction): void {
+    const ins = this.d.installer;
+    switch (a.type) {
+      case 'send':
+        this.sendIpv6(a.packet);
+        return;
+      case 'install':
+        this.d.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/128 (DHCPv6${a.optimistic ? ', optimistic while DAD runs' : ''})` });
+        ins.address('dhcp6', a.address, 128, a.validLifetime, a.preferredLifetime);
+        // Host mode with M=1 (no SLAAC): the IA_NA address is the global address "up" waits for; Optimistic counts (RFC 4429 3.1).
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
+        return;
+      case 'uninstall':
+        ins.removeAddress('dhcp6', a.address, 128);
+        this.feedWhenSettled(() => ({ type: 'address', present: this.hasGlobalAddress() }));
+        return;
+      case 'decline':
+        this.log.error({ address: a.address }, 'DHCPv6 address is a duplicate on the softwire; declining it (RFC 8415 18.2.8)');
+        this.run('dhcp6', () => this.dhcp?.decline(a.address) ?? []);
         return;
     }
   }
@@ -600,7 +739,8 @@ export class Connection {
     if (r.carryTraffic) {
       const tun = this.ensureTun();
       if (!tun) return;
-      this.d.installer.tunUp(tun.name, this.d.mtu, null);
+      this.takeScMru();
+      this.d.installer.tunUp(tun.name, this.mtuPlan.mtu, null);
       this.d.installer.ipv4(r.address, r.peer, r.dns);
     }
     // Usable once the TUN, its address and routes are in the kernel.
@@ -740,7 +880,8 @@ export class Connection {
       ...prefixKeys('data', this.counters.drops),
       ...prefixKeys('io', this.io.counts),
     };
-    s.counters.data = this.counters.snapshot();
+    s.counters.data = { ...this.counters.snapshot(), truncatedDrops: this.tun?.truncatedDrops ?? 0 };
+    s.mtu = { mtu: this.mtuPlan.mtu, limitedBy: this.mtuPlan.limitedBy };
     if (this.ppp) {
       const p = this.ppp.status();
       s.ppp = {

@@ -27,6 +27,8 @@ export interface DnsInfo {
 }
 
 export interface InstallerHooks {
+  /** The softwire MTU changed: the LAN's RAs announce it (issue 16 item 3). */
+  onMtu?: (mtu: number) => Promise<void> | void;
   /** Router role: number the LAN from the delegated prefix (null: withdraw). */
   onPrefix?: (lease: PrefixLease | null) => Promise<void> | void;
   /** The merged DNS servers and search list changed. */
@@ -139,11 +141,21 @@ export class Installer {
         await this.nl.setMtu(name, mtu);
         await this.nl.setLinkUp(name, true);
       });
+      const hook = this.hooks.onMtu;
+      if (hook) this.enqueue('lan-mtu', async () => hook(mtu));
     }
     if (linkLocal && !this.linkLocalDone) {
       this.linkLocalDone = true;
       this.enqueue('link-local', () => this.nl.addAddress({ link: name, address: linkLocal, prefixLength: 64, nodad: true, replace: true }));
     }
+  }
+
+  /** Issue 16 item 3: a new softwire MTU for the TUN (after tunUp) and the LAN's RAs. */
+  tunMtu(mtu: number): void {
+    const tun = this.tun;
+    if (tun) this.enqueue('tun-mtu', () => this.nl.setMtu(tun, mtu));
+    const hook = this.hooks.onMtu;
+    if (hook) this.enqueue('lan-mtu', async () => hook(mtu));
   }
 
   /** An address from a source ('slaac', 'dhcp6'); the same address from two sources is installed once. */

@@ -48,6 +48,8 @@ export interface Status {
     lan: LanStatus[];
   } | null;
   ipv4: { address: string | null; peer: string | null; dns: string[]; carryTraffic: boolean } | null;
+  /** Issue 16 item 3: the softwire MTU in use and what limits it. */
+  mtu?: { mtu: number; limitedBy: string };
   counters: {
     l2tp: Record<string, number>;
     ppp: Record<string, number>;

@@ -132,7 +132,7 @@ async function runAgent(cmd: Command): Promise<number> {
     log,
     netlink,
     sysctl: new Sysctl(),
-    openTun: (name) => TunDevice.open(name),
+    openTun: (name, o) => TunDevice.open(name, { slotSize: o?.slotSize }),
     duid,
     previousPrefix: state.lastPrefix,
     savePrefix: (p) => {
@@ -196,6 +196,8 @@ function lanHooks(config: Config, netlink: Netlink, scheduler: RealScheduler, lo
         })
       : null;
   let dns = { servers: [] as string[], domains: [] as string[] };
+  // Issue 16 item 3: the softwire MTU, announced in the LAN's RAs.
+  let mtu: number | undefined;
   let lastNumbered = '';
   return {
     onDns: async (d) => {
@@ -207,7 +209,11 @@ function lanHooks(config: Config, netlink: Netlink, scheduler: RealScheduler, lo
         // A refused value (ResolvError) or an unwritable file must not keep the DNS from the LAN's RAs.
         log.error({ part: 'dns', file: resolv.path, err: (e as Error).message }, 'cannot write the resolv file');
       }
-      await lan?.updateServices({ dns: d.servers, domains: d.domains, defaultRoute: true });
+      await lan?.updateServices({ dns: d.servers, domains: d.domains, mtu, defaultRoute: true });
+    },
+    onMtu: async (m) => {
+      mtu = m;
+      await lan?.updateServices({ dns: dns.servers, domains: dns.domains, mtu, defaultRoute: true });
     },
     onPrefix: async (lease) => {
       if (!lan) return;
@@ -216,7 +222,7 @@ function lanHooks(config: Config, netlink: Netlink, scheduler: RealScheduler, lo
         await lan.clear();
         return;
       }
-      const r = await lan.apply(lease, { dns: dns.servers, domains: dns.domains, defaultRoute: true });
+      const r = await lan.apply(lease, { dns: dns.servers, domains: dns.domains, mtu, defaultRoute: true });
       for (const e of r.errors) log.error({ part: 'lan' }, e);
       // The moment LAN hosts can be numbered: operators (and the interop tests) time provisioning by it.
       // Renewals re-apply the same plan every T1; only a change is worth a line.

@@ -122,7 +122,10 @@ export function registerSdpVerb(program: Command, io: CliIo = processIo()): void
       '\nWithout --address the offer carries the source address the kernel would use to\n' +
         'reach --sc, or, without --sc, the address of the IPv4 default route (found with a\n' +
         'UDP connect(), which sends nothing). Behind NAT that is a private address; give\n' +
-        '--address explicitly if the SC must see another one.\n' +
+        '--address explicitly if the SC must see another one. The port here is only a\n' +
+        'placeholder: `softwire run --sdp-offer-file FILE` writes the offer itself once the\n' +
+        'tunnel socket is bound, with the real address and port, and re-offers after a\n' +
+        'WAN address change.\n' +
         exitCodesHelp([
           [EXIT_OK, 'the offer was printed'],
           [EXIT_USAGE, 'wrong usage, or no address could be determined'],

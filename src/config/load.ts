@@ -209,6 +209,8 @@ function crossCheck(c: Config, problems: string[], warnings: string[], opts: Res
     const hasPsk = c.ipsecPsk !== undefined || c.ipsecPskFile !== undefined;
     if (!hasPsk && !c.ipsecCert) problems.push('ipsec: needs a pre-shared key (ipsecPskFile) or a certificate (ipsecCert + ipsecKey)');
     if (c.ipsecCert && !c.ipsecKey) problems.push('ipsecCert: needs ipsecKey, the private key of the certificate');
+    // The SA's policies name the dialled address: a tunnel moved to another SC address would run outside it, in cleartext.
+    if (c.scAnswerFromOtherAddress) problems.push('scAnswerFromOtherAddress: not with ipsec, whose SA covers only the dialled SC address (the tunnel would leave it in cleartext)');
   }
   const ids = new Set<number>();
   for (const l of c.lan) {

@@ -68,6 +68,10 @@ export interface Config {
   ipsecAllowWeak: boolean;
   ipsecTimeout: number;
   ipsecViciSocket: string;
+  // --- RFC conformance (issue 16) ---
+  optimisticDad: boolean;
+  scAnswerFromOtherAddress: boolean;
+  sdpOfferFile?: string;
   // --- Setup deadlines and readiness (issue 15: orchestration) ---
   sccrpTimeout: number;
   icrpTimeout: number;
@@ -270,6 +274,25 @@ export const FIELDS: readonly Field[] = [
   { key: 'ipsecAllowWeak', kind: 'bool', default: false, doc: 'accept weak IKE/ESP algorithms in the proposals (only for an SC that offers nothing better)' },
   { key: 'ipsecTimeout', kind: 'int', default: 30, min: 5, max: 300, arg: 'S', doc: 'seconds to wait for the IPsec SA before the attempt fails and backs off' },
   { key: 'ipsecViciSocket', kind: 'string', default: '/var/run/charon.vici', arg: 'PATH', doc: "charon's VICI socket (strongSwan's default)" },
+  // --- RFC conformance (issue 16) ---
+  {
+    key: 'optimisticDad',
+    kind: 'bool',
+    default: true,
+    doc: 'use a SLAAC or DHCPv6 address as Optimistic (RFC 4429: installed deprecated, so other addresses are preferred) while Duplicate Address Detection runs, instead of waiting ~1 s for it',
+  },
+  {
+    key: 'scAnswerFromOtherAddress',
+    kind: 'bool',
+    default: false,
+    doc: 'accept the SCCRP from another address of the SC (RFC 2661 8.1: VIP, anycast, loopback source) when tunnel authentication (tunnelSecret) proves it is the SC; off, only the dialled address is answered (docs/CONFORMANCE.md)',
+  },
+  {
+    key: 'sdpOfferFile',
+    kind: 'string',
+    arg: 'FILE',
+    doc: 'write an SDP offer (draft-tveretin-dispatch-l2tp-sdp) naming the bound tunnel socket to FILE before each dial from a new address or port; a WAN address change makes a re-offer',
+  },
   // --- Setup deadlines and readiness (issue 15: orchestration) ---
   { key: 'sccrpTimeout', kind: 'number', default: 20, min: 1, max: 600, arg: 'S', doc: 'longest wait for the SC\'s SCCRP after SCCRQ (an SC that acknowledges and never answers); then StopCCN and back off' },
   { key: 'icrpTimeout', kind: 'number', default: 20, min: 1, max: 600, arg: 'S', doc: 'longest wait for the SC\'s ICRP after ICRQ; then StopCCN and back off' },

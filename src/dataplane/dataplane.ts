@@ -76,8 +76,8 @@ export class Dataplane implements DatagramSink {
   private readonly udp: FrameUdp;
   private readonly lac: DataplaneLac;
   private readonly ppp: DataplanePpp;
-  private readonly mss4: number;
-  private readonly mss6: number;
+  private mss4: number;
+  private mss6: number;
   private readonly txDesc = new Int32Array(MAX_BATCH * DESC);
   private readonly rxDesc = new Int32Array(MAX_BATCH * DESC);
   private readonly loc: IpLocation = { protocol: 0, offset: 0, length: 0 };
@@ -100,6 +100,12 @@ export class Dataplane implements DatagramSink {
     this.mss4 = o.mtu - MSS_OVERHEAD_IPV4;
     this.mss6 = o.mtu - MSS_OVERHEAD_IPV6;
     this.counters = o.counters ?? new DataCounters();
+  }
+
+  /** The softwire MTU changed (SC MRU, RA MTU, sequencing): clamp the MSS to the new one. */
+  setMtu(mtu: number): void {
+    this.mss4 = mtu - MSS_OVERHEAD_IPV4;
+    this.mss6 = mtu - MSS_OVERHEAD_IPV6;
   }
 
   // ------------------------------------------------------------ TUN -> SC

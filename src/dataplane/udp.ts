@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { META_FAMILY, META_FLAGS, META_LENGTH, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../native/addon';
-import { parseAddress } from '../ipv6/address';
+import { formatAddress, parseAddress } from '../ipv6/address';
+import { ScSourceGate } from '../l2tp/sc-gate';
 import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../io/udp-socket';
 
 /**
@@ -44,17 +45,21 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
   private sink: DatagramSink | null = null;
   private peer: Endpoint;
   /** The SC's address as bytes, compared in place against each datagram's source. */
-  private readonly scBytes: Buffer;
+  private scBytes: Buffer;
   private readonly scFamily: number;
+  /** Issue 16 item 7: the dialled address only, or (opt-in) the SCCRP's source. */
+  private readonly gate: ScSourceGate;
   private lastPort = -1;
   private lastKey = '';
 
   private constructor(
     handle: NativeUdpHandle,
     readonly sc: Endpoint,
+    acceptOtherAddress: boolean,
   ) {
     super(addon(), handle);
     this.peer = { ...sc };
+    this.gate = new ScSourceGate(sc.address, acceptOtherAddress);
     this.scFamily = isIP(sc.address);
     this.scBytes = addressBytes(sc.address);
     this.native.udpSetPeer(handle, sc.address, sc.port);
@@ -62,11 +67,11 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
   }
 
   /** Opens a socket for `sc`, bound to `localAddress` (any if omitted) and an ephemeral port. */
-  static async open(sc: Endpoint, localAddress?: string): Promise<NativeUdpTransport> {
+  static async open(sc: Endpoint, localAddress?: string, opts: { acceptOtherAddress?: boolean } = {}): Promise<NativeUdpTransport> {
     const family = isIP(sc.address);
     if (family === 0) throw new Error(`SC address "${sc.address}" is not an IP address`);
     const bindTo = localAddress ?? (family === 6 ? '::' : '0.0.0.0');
-    return new NativeUdpTransport(addon().udpOpen(bindTo, 0, BATCH, SLOT, SOCKET_BUFFER), sc);
+    return new NativeUdpTransport(addon().udpOpen(bindTo, 0, BATCH, SLOT, SOCKET_BUFFER), sc, opts.acceptOtherAddress ?? false);
   }
 
   private count(reason: string): void {
@@ -84,9 +89,15 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
         this.count('truncated');
         continue;
       }
+      let key: string | undefined;
       if (meta[m + META_FAMILY] !== this.scFamily || !this.fromSc(addrs, slot * 32)) {
-        this.count('foreign-source');
-        continue;
+        // Another address of the SC may answer the SCCRP when the gate allows it (slow path, before latching).
+        const other = this.scFamily === 6 ? formatAddress(addrs.subarray(slot * 32, slot * 32 + 16)) : [...addrs.subarray(slot * 32, slot * 32 + 4)].join('.');
+        if (meta[m + META_FAMILY] !== this.scFamily || !this.gate.admits(other)) {
+          this.count('foreign-source');
+          continue;
+        }
+        key = endpointKey({ address: other, port: meta[m + META_PORT]! });
       }
       const off = slot * slotSize;
       const len = meta[m + META_LENGTH]!;
@@ -94,7 +105,7 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
         if (sink.take(ring, off, len)) continue;
         sink.flush(ring);
       }
-      this.handler(Buffer.from(ring.subarray(off, off + len)), this.sourceKey(meta[m + META_PORT]!));
+      this.handler(Buffer.from(ring.subarray(off, off + len)), key ?? this.sourceKey(meta[m + META_PORT]!));
     }
     sink?.flush(ring);
   }
@@ -109,7 +120,7 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
   private sourceKey(port: number): string {
     if (port !== this.lastPort) {
       this.lastPort = port;
-      this.lastKey = endpointKey({ address: this.sc.address, port });
+      this.lastKey = endpointKey({ address: this.gate.address, port });
     }
     return this.lastKey;
   }
@@ -125,7 +136,11 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
 
   retarget(from: string): void {
     const e = parseEndpointKey(from);
-    if (e.address !== this.sc.address || this.closed) return;
+    if (this.closed || !this.gate.latch(e.address)) return;
+    if (e.address !== this.sc.address) {
+      this.scBytes = addressBytes(e.address);
+      this.lastPort = -1;
+    }
     this.peer = e;
     this.native.udpSetPeer(this.handle, e.address, e.port);
   }
@@ -158,11 +173,11 @@ function addressBytes(address: string): Buffer {
  * The transport the agent should use: the native one, or Node's dgram one when the
  * addon cannot be loaded (the control plane still works; the data path is slower).
  */
-export async function openDataTransport(sc: Endpoint, localAddress?: string): Promise<DatagramTransport> {
+export async function openDataTransport(sc: Endpoint, localAddress?: string, opts: { acceptOtherAddress?: boolean } = {}): Promise<DatagramTransport> {
   try {
     addon();
   } catch {
-    return UdpTransport.open(sc, localAddress);
+    return UdpTransport.open(sc, localAddress, opts);
   }
-  return NativeUdpTransport.open(sc, localAddress);
+  return NativeUdpTransport.open(sc, localAddress, opts);
 }

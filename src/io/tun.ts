@@ -13,6 +13,8 @@ export interface TunLike {
   onPackets(cb: (batch: { count: number; packet(i: number): Uint8Array } & Partial<TunBatch>) => void, onError?: (e: Error) => void): void;
   /** False when the kernel queue is full (the packet is dropped). */
   write(pkt: Uint8Array): boolean;
+  /** Packets the kernel sent that did not fit a receive slot (native TUN; issue 16 item 3). */
+  readonly truncatedDrops?: number;
   /** The native TUN's batched write; with it (and the native UDP transport) the data fast path runs. */
   writeFrames?: FrameTun['writeFrames'];
   close(): void;

@@ -1,5 +1,6 @@
 import dgram from 'node:dgram';
 import { isIP } from 'node:net';
+import { ScSourceGate } from '../l2tp/sc-gate';
 
 /**
  * The UDP edge of the L2TP tunnel. The socket stays unconnected because an SC
@@ -48,20 +49,24 @@ export class UdpTransport {
   private closed = false;
   /** Cached at bind: dgram throws when asked for the address of a closed socket. */
   private localEp: Endpoint = { address: '', port: 0 };
+  /** Issue 16 item 7: the dialled address only, or (opt-in) the SCCRP's source. */
+  private readonly gate: ScSourceGate;
 
   private constructor(
     private readonly sock: dgram.Socket,
     readonly sc: Endpoint,
+    acceptOtherAddress: boolean,
   ) {
     this.peer = { ...sc };
+    this.gate = new ScSourceGate(sc.address, acceptOtherAddress);
   }
 
   /** Opens a socket for talking to `sc`, bound to `localAddress` (any if omitted) and an ephemeral port. */
-  static async open(sc: Endpoint, localAddress?: string): Promise<UdpTransport> {
+  static async open(sc: Endpoint, localAddress?: string, opts: { acceptOtherAddress?: boolean } = {}): Promise<UdpTransport> {
     const family = isIP(sc.address);
     if (family === 0) throw new Error(`SC address "${sc.address}" is not an IP address`);
     const sock = dgram.createSocket({ type: family === 6 ? 'udp6' : 'udp4', recvBufferSize: 1 << 20, sendBufferSize: 1 << 20 });
-    const t = new UdpTransport(sock, sc);
+    const t = new UdpTransport(sock, sc, opts.acceptOtherAddress ?? false);
     await new Promise<void>((res, rej) => {
       sock.once('error', rej);
       sock.bind(0, localAddress, () => {
@@ -83,7 +88,7 @@ export class UdpTransport {
   }
 
   private onMessage(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (rinfo.address !== this.sc.address) {
+    if (!this.gate.admits(rinfo.address)) {
       this.count('foreign-source');
       return;
     }
@@ -97,7 +102,7 @@ export class UdpTransport {
   /** The L2TP core locked onto a reply source; send there from now on (same address, maybe another port). */
   retarget(from: string): void {
     const e = parseEndpointKey(from);
-    if (e.address === this.sc.address) this.peer = e;
+    if (this.gate.latch(e.address)) this.peer = e;
   }
 
   get remote(): Endpoint {

@@ -15,6 +15,7 @@ import {
   type IaPd,
   MESSAGE_NAMES,
   MSG_ADVERTISE,
+  MSG_DECLINE,
   MSG_INFORMATION_REQUEST,
   MSG_REBIND,
   MSG_RECONFIGURE,
@@ -75,6 +76,8 @@ export const INF_TIMEOUT = 1000;
 export const INF_MAX_RT = 3600_000;
 export const REL_TIMEOUT = 1000;
 export const REL_MAX_RC = 4;
+export const DEC_TIMEOUT = 1000;
+export const DEC_MAX_RC = 4;
 /** RFC 8415 21.23: default and minimum Information Refresh Time, seconds. */
 export const IRT_DEFAULT = 86400;
 export const IRT_MINIMUM = 600;
@@ -125,6 +128,7 @@ export type Dhcp6State =
   | 'rebinding'
   | 'informing'
   | 'informed'
+  | 'declining'
   | 'releasing'
   | 'released'
   | 'stopped'
@@ -152,7 +156,7 @@ export interface Dhcp6AddressAction {
   iaid: number;
 }
 
-export type RemovalReason = 'expired' | 'withdrawn' | 'replaced' | 'released' | 'stopped';
+export type RemovalReason = 'expired' | 'withdrawn' | 'replaced' | 'released' | 'stopped' | 'declined';
 
 export type Dhcp6Action =
   | TimerAction
@@ -225,6 +229,9 @@ export class Dhcp6Client {
   private serverId: Uint8Array | undefined;
   private readonly bindings = new Map<IaKind, Binding>();
   private releasing: Lease[] = [];
+  /** Addresses being Declined (RFC 8415 18.2.8), and those never to be taken again from this server. */
+  private declining: Lease[] = [];
+  private readonly declined = new Set<string>();
   private dns = { servers: [] as string[], domains: [] as string[] };
   private hint: Prefix | undefined;
   private managed = false;
@@ -261,8 +268,14 @@ export class Dhcp6Client {
 
   // ------------------------------------------------------------ inputs
 
-  start(): Dhcp6Action[] {
+  /**
+   * Starts the client. `mode` and `solicitMaxRc` override the options from now on:
+   * a host picks them from the RA's M and O flags (hostDhcp6Mode).
+   */
+  start(o: { mode?: 'stateful' | 'stateless'; solicitMaxRc?: number } = {}): Dhcp6Action[] {
     if (this.st !== 'idle' && this.st !== 'stopped' && this.st !== 'released' && this.st !== 'failed') return [];
+    if (o.mode) this.o.mode = o.mode;
+    if (o.solicitMaxRc !== undefined) this.o.solicitMaxRc = o.solicitMaxRc;
     if (this.o.mode === 'stateless') return this.beginInform(this.o.initialDelay);
     return this.beginSolicit(this.o.initialDelay ? randomDelay(this.o.rng, SOL_MAX_DELAY) : 0);
   }
@@ -313,6 +326,8 @@ export class Dhcp6Client {
         return m.type === MSG_REPLY ? this.onInfoReply(m) : this.ignore('unexpected-type');
       case 'releasing':
         return m.type === MSG_REPLY ? this.finishRelease(true) : this.ignore('unexpected-type');
+      case 'declining':
+        return m.type === MSG_REPLY ? this.finishDecline() : this.ignore('unexpected-type');
       default:
         return this.ignore('unexpected');
     }
@@ -356,6 +371,27 @@ export class Dhcp6Client {
     this.releasing = leases;
     this.st = 'releasing';
     out.push(...this.beginExchange(MSG_RELEASE, { irt: REL_TIMEOUT, mrt: 0, mrc: this.o.releaseMaxRc, mrd: 0 }, 0));
+    return out;
+  }
+
+  /**
+   * DAD found `address` (one of our IA_NA leases) duplicate: stop using it and tell
+   * the server with Decline (RFC 8415 18.2.8), bounded by DEC_MAX_RC; then Solicit
+   * again, on the backoff, if nothing else is left. The address is not taken again.
+   */
+  decline(address: string): Dhcp6Action[] {
+    const b = this.bindings.get('na');
+    const key = leaseKey('na', address, 128);
+    const lease = b?.leases.get(key);
+    if (!b || !lease || this.st === 'releasing') return [];
+    b.leases.delete(key);
+    if (b.leases.size === 0) this.bindings.delete('na');
+    this.declined.add(address);
+    const out: Dhcp6Action[] = [this.removed(lease, 'declined')];
+    this.declining.push(lease);
+    if (this.st === 'declining' || !this.serverId) return [...out, ...(this.st === 'declining' ? [] : this.afterDecline())];
+    this.st = 'declining';
+    out.push(stopTimer(TX_TIMER), ...this.beginExchange(MSG_DECLINE, { irt: DEC_TIMEOUT, mrt: 0, mrc: DEC_MAX_RC, mrd: 0 }, 0));
     return out;
   }
 
@@ -492,6 +528,9 @@ export class Dhcp6Client {
         return this.retrySolicit('request-timeout');
       case 'releasing':
         return this.finishRelease(false);
+      case 'declining':
+        this.ex = undefined;
+        return this.afterDecline();
       default:
         return this.transmit();
     }
@@ -523,7 +562,13 @@ export class Dhcp6Client {
 
   private buildMessage(type: number, xid: number, elapsedTime: number): Dhcp6Message {
     const m = emptyMessage(type, xid, { clientId: this.o.duid, elapsedTime });
-    if (type === MSG_REQUEST || type === MSG_RENEW || type === MSG_RELEASE) m.serverId = this.serverId;
+    if (type === MSG_REQUEST || type === MSG_RENEW || type === MSG_RELEASE || type === MSG_DECLINE) m.serverId = this.serverId;
+    if (type === MSG_DECLINE) {
+      // RFC 8415 18.2.8: only the IA_NA with the declined addresses, lifetimes 0.
+      const addresses = this.declining.map((l) => ({ address: l.address, preferredLifetime: 0, validLifetime: 0, unknown: [] }));
+      m.iaNa.push({ iaid: this.o.iaid, t1: 0, t2: 0, addresses, unknown: [] });
+      return m;
+    }
     const dns = this.o.requestDns ? [OPT_DNS_SERVERS, OPT_DOMAIN_LIST] : [];
     if (type === MSG_INFORMATION_REQUEST) {
       m.oro = [...dns, OPT_INF_MAX_RT, OPT_INFORMATION_REFRESH_TIME];
@@ -564,7 +609,7 @@ export class Dhcp6Client {
     }
     const naLeases = offer
       ? (offer.iaNa.find((ia) => ia.iaid === iaid)?.addresses ?? [])
-          .filter((a) => this.ok(a.status))
+          .filter((a) => this.ok(a.status) && !this.declined.has(a.address))
           .map((a) => ({ address: a.address }))
       : leases.filter((l) => l.kind === 'na');
     if (wantNa || naLeases.length > 0) {
@@ -612,7 +657,12 @@ export class Dhcp6Client {
     for (const ia of m.iaNa) {
       if (ia.iaid !== this.o.iaid || !this.ok(ia.status) || !this.timersSane(ia)) continue;
       n += ia.addresses.filter(
-        (a) => this.ok(a.status) && a.validLifetime > 0 && a.preferredLifetime <= a.validLifetime && !leaseProblem('na', a.address, 128),
+        (a) =>
+          this.ok(a.status) &&
+          a.validLifetime > 0 &&
+          a.preferredLifetime <= a.validLifetime &&
+          !leaseProblem('na', a.address, 128) &&
+          !this.declined.has(a.address),
       ).length;
     }
     return n;
@@ -738,6 +788,10 @@ export class Dhcp6Client {
         this.ignore(problem);
         continue;
       }
+      if (kind === 'na' && this.declined.has(l.address)) {
+        this.ignore('na-address-declined');
+        continue;
+      }
       if (binding.leases.size >= max) {
         this.ignore('lease-limit');
         continue;
@@ -815,6 +869,22 @@ export class Dhcp6Client {
     out.push(...this.setDns(m.dnsServers ?? [], m.domainList ?? []));
     if (refresh !== INFINITY) out.push(startTimer(REFRESH_TIMER, clampTimer(refresh * 1000)));
     return out;
+  }
+
+  private finishDecline(): Dhcp6Action[] {
+    this.ex = undefined;
+    return [stopTimer(TX_TIMER), ...this.afterDecline()];
+  }
+
+  /** The Decline is over (answered or not): carry on with what is left, or Solicit again. */
+  private afterDecline(): Dhcp6Action[] {
+    this.declining = [];
+    const now = this.o.clock();
+    if (this.allLeases().length > 0) {
+      this.st = 'bound';
+      return [this.armRenew(now), this.armRebind(now), this.armExpire(now)];
+    }
+    return [...this.stopLeaseTimers(), ...this.retrySolicit('declined')];
   }
 
   private finishRelease(acknowledged: boolean): Dhcp6Action[] {
@@ -929,3 +999,22 @@ export function leaseProblem(kind: 'pd' | 'na', address: string, length: number)
   if (isUnspecified(address) || parseAddress(address).subarray(0, 8).every((x) => x === 0)) return `${what}-reserved`;
   return undefined;
 }
+
+/** What a host asks DHCPv6 for, from the M and O flags of the SC's RA (issue 16 item 1). */
+export type HostDhcp6Mode = 'address' | 'information' | 'probe';
+
+/**
+ * M=1: Solicit and Request an IA_NA address (RFC 5571 5.3: the SI MUST send a
+ * Request when the RA has M set). O=1 alone: Information-request (RFC 8415 18.2.6).
+ * Neither: RFC 4861 says nothing is on offer, but RFC 5571 5.4.1 says an SI that
+ * speaks DHCPv6 SHOULD Solicit to see whether more is available; that probe is
+ * bounded (HOST_PROBE_SOLICITS) so a silent SC is not solicited for ever.
+ */
+export function hostDhcp6Mode(managed: boolean, other: boolean): HostDhcp6Mode {
+  if (managed) return 'address';
+  if (other) return 'information';
+  return 'probe';
+}
+
+/** Solicits sent when M=O=0 before the host gives up on DHCPv6 for this link. */
+export const HOST_PROBE_SOLICITS = 3;

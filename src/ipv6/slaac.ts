@@ -1,23 +1,31 @@
-import { startTimer, stopTimer, type TimerAction } from '../core/actions';
+import { stopTimer, type TimerAction } from '../core/actions';
 import { addressFromPrefix, isLinkLocal, isMulticast, isUnspecified, maskPrefix, parseAddress } from './address';
 import type { Rng } from './backoff';
 import { armFor, deadlineFrom, secondsUntil } from './deadline';
 import { Ipv6DecodeError } from './errors';
-import { buildDadSolicitation, type NdPacket, parseNdPacket, type RouterAdvertisement } from './nd';
+import { DAD_TIMER_PREFIX, Dad, type DadAction } from './dad';
+import { type NdPacket, parseNdPacket, type RouterAdvertisement } from './nd';
 import type { Ipv6Header } from './packet';
 
 /**
  * Host-side processing of Router Advertisements on the PPP link: default router,
- * SLAAC addresses (RFC 4862 5.5.3) with Duplicate Address Detection (5.4),
+ * SLAAC addresses (RFC 4862 5.5.3) with Duplicate Address Detection (5.4, dad.ts),
  * RDNSS/DNSSL (RFC 8106 5.3) and the MTU option. The interface identifier is the
  * one IPV6CP negotiated; l2tpns drops traffic from any other (see notes).
+ *
+ * With `optimistic` (RFC 4429) a new address is reported at once, marked optimistic,
+ * while DAD runs, and again when DAD passes; a duplicate is then reported removed.
+ * The agent installs an optimistic address as deprecated (preferred lifetime 0):
+ * RFC 4429 2.1 has other components treat Optimistic like Deprecated, so the kernel
+ * picks it as a source only when no preferred address fits. The other limits of
+ * RFC 4429 3.3 concern Neighbor Solicitations with a link-layer address option and
+ * Override NAs, which a PPP link (the TUN is NOARP) never sends.
  */
 
 export const RETRANS_TIMER_MS = 1000;
 /** RFC 4862 5.5.3 e): valid lifetimes are not cut below two hours by an unauthenticated RA. */
 export const TWO_HOURS_S = 7200;
 export const EXPIRE_TIMER = 'expire';
-const DAD_TIMER_PREFIX = 'dad:';
 const MIN_IPV6_MTU = 1280;
 
 export interface SlaacOptions {
@@ -36,6 +44,8 @@ export interface SlaacOptions {
   maxSearchDomains?: number;
   /** Send an RFC 3971 Nonce in DAD probes so a looped-back probe is not taken as a duplicate (RFC 7527). */
   dadNonce?: boolean;
+  /** Optimistic DAD (RFC 4429): report a new address at once, marked optimistic, while DAD runs. */
+  optimistic?: boolean;
 }
 
 export interface AddressAction {
@@ -46,20 +56,22 @@ export interface AddressAction {
   /** Remaining seconds; 0xffffffff = infinite. */
   validLifetime: number;
   preferredLifetime: number;
+  /** RFC 4429: DAD still runs; install it as deprecated until it is reported again without this. */
+  optimistic?: true;
 }
 
 export type SlaacAction =
   | TimerAction
   | { type: 'send'; packet: Uint8Array }
   | AddressAction
-  | { type: 'address-removed'; address: string; prefix: string; prefixLength: number; reason: 'expired' | 'stopped' }
+  | { type: 'address-removed'; address: string; prefix: string; prefixLength: number; reason: 'expired' | 'stopped' | 'duplicate' }
   | { type: 'dad-failed'; address: string; prefix: string; prefixLength: number }
   | { type: 'default-route'; present: boolean; router?: string; lifetime: number }
   | { type: 'dns'; servers: string[]; search: string[] }
   | { type: 'mtu'; mtu: number }
   | { type: 'ra-flags'; managed: boolean; other: boolean };
 
-type AddrState = 'tentative' | 'preferred' | 'deprecated' | 'duplicate';
+type AddrState = 'tentative' | 'optimistic' | 'preferred' | 'deprecated' | 'duplicate';
 
 interface SlaacAddress {
   address: string;
@@ -67,8 +79,6 @@ interface SlaacAddress {
   state: AddrState;
   validUntil: number;
   preferredUntil: number;
-  dadSent: number;
-  nonce?: Uint8Array;
 }
 
 export interface SlaacStatus {
@@ -113,7 +123,7 @@ export class Slaac {
   private readonly servers = new Map<string, number>();
   private readonly search = new Map<string, number>();
   private mtu: number | undefined;
-  private retransMs: number;
+  private readonly dad: Dad;
   private readonly counters = { ra: 0, invalid: 0, ignoredPrefixes: 0, dadFailures: 0 };
   private readonly drops: Record<string, number> = {};
 
@@ -127,9 +137,24 @@ export class Slaac {
       maxDnsServers: 8,
       maxSearchDomains: 8,
       dadNonce: true,
+      optimistic: false,
       ...options,
     };
-    this.retransMs = this.o.retransTimerMs;
+    this.dad = this.newDad();
+  }
+
+  private newDad(): Dad {
+    return new Dad({ rng: this.o.rng, transmits: this.o.dadTransmits, retransMs: this.o.retransTimerMs, nonce: this.o.dadNonce });
+  }
+
+  /** Whether `address` is one of ours while DAD runs on it. */
+  private probing(a: SlaacAddress | undefined): a is SlaacAddress {
+    return a?.state === 'tentative' || a?.state === 'optimistic';
+  }
+
+  /** The link's MTU changed (issue 16 item 3): later RA MTU options are checked against it. */
+  setLinkMtu(mtu: number): void {
+    this.o.linkMtu = mtu;
   }
 
   /** Feeds an IPv6 packet from the link; anything that is not valid ND is counted and dropped. */
@@ -152,12 +177,8 @@ export class Slaac {
       case 'ra':
         return this.handleRa(nd.ip, nd.message);
       case 'ns':
-        // Someone else probing the same tentative address (RFC 4862 5.4.3); a probe
-        // carrying our own nonce is our own, looped back.
-        if (!isUnspecified(nd.ip.src)) return [];
-        return this.duplicateIf(nd.message.target, nd.message.options.nonce);
       case 'na':
-        return this.duplicateIf(nd.message.target, undefined);
+        return this.fromDad(this.dad.handle(nd), this.o.clock());
       default:
         return [];
     }
@@ -182,7 +203,7 @@ export class Slaac {
     }
 
     // RFC 4861 6.3.4: a non-zero Retrans Timer replaces ours (used for DAD spacing); bounded to something sane.
-    if (ra.retransTimer > 0 && ra.retransTimer <= 60_000) this.retransMs = ra.retransTimer;
+    if (ra.retransTimer > 0 && ra.retransTimer <= 60_000) this.dad.setRetransMs(ra.retransTimer);
     else if (ra.retransTimer > 60_000) this.drop('ra-retrans-timer-out-of-range');
 
     const mtu = ra.options.mtu;
@@ -206,7 +227,11 @@ export class Slaac {
       const known = this.addrs.get(address);
       if (known) {
         this.updateLifetimes(known, now, p.validLifetime, p.preferredLifetime);
-        if (known.state === 'preferred' || known.state === 'deprecated') {
+        if (known.state === 'preferred' || known.state === 'deprecated' || known.state === 'optimistic') {
+          if (known.state === 'optimistic') {
+            out.push(this.addressAction(known, now));
+            continue;
+          }
           known.state = known.preferredUntil > now ? 'preferred' : 'deprecated';
           out.push(this.addressAction(known, now));
         }
@@ -224,10 +249,13 @@ export class Slaac {
         state: 'tentative',
         validUntil: deadlineFrom(now, p.validLifetime),
         preferredUntil: deadlineFrom(now, p.preferredLifetime),
-        dadSent: 0,
       };
       this.addrs.set(address, a);
-      out.push(...(this.o.dadTransmits > 0 ? this.probe(a) : this.dadPassed(a, now)));
+      if (this.o.optimistic && this.o.dadTransmits > 0) {
+        a.state = 'optimistic';
+        out.push(this.addressAction(a, now));
+      }
+      out.push(...this.fromDad(this.dad.start(address), now));
     }
 
     let dnsChanged = false;
@@ -266,51 +294,41 @@ export class Slaac {
     return changed;
   }
 
-  private probe(a: SlaacAddress): SlaacAction[] {
-    a.dadSent++;
-    if (this.o.dadNonce) {
-      a.nonce = new Uint8Array(6);
-      for (let i = 0; i < 6; i++) a.nonce[i] = Math.floor(this.o.rng() * 256) & 0xff;
+  /** Carries out the DAD core's actions and applies its verdicts to our addresses. */
+  private fromDad(actions: DadAction[], now: number): SlaacAction[] {
+    const out: SlaacAction[] = [];
+    for (const d of actions) {
+      if (d.type !== 'dad-passed' && d.type !== 'dad-failed') {
+        out.push(d);
+        continue;
+      }
+      const a = this.addrs.get(d.address);
+      if (!this.probing(a)) continue;
+      if (d.type === 'dad-passed') {
+        a.state = a.preferredUntil > now ? 'preferred' : 'deprecated';
+        out.push(this.addressAction(a, now));
+        continue;
+      }
+      // Kept (as 'duplicate') until its valid lifetime ends so that later RAs do not start DAD again.
+      const wasInstalled = a.state === 'optimistic';
+      a.state = 'duplicate';
+      this.counters.dadFailures++;
+      if (wasInstalled) out.push({ type: 'address-removed', address: a.address, prefix: a.prefix, prefixLength: 64, reason: 'duplicate' });
+      out.push({ type: 'dad-failed', address: a.address, prefix: a.prefix, prefixLength: 64 });
     }
-    return [
-      { type: 'send', packet: buildDadSolicitation(a.address, a.nonce) },
-      startTimer(DAD_TIMER_PREFIX + a.address, this.retransMs),
-    ];
-  }
-
-  private dadPassed(a: SlaacAddress, now: number): SlaacAction[] {
-    a.state = a.preferredUntil > now ? 'preferred' : 'deprecated';
-    a.nonce = undefined;
-    return [this.addressAction(a, now)];
-  }
-
-  private duplicateIf(target: string, nonce: Uint8Array | undefined): SlaacAction[] {
-    const a = this.addrs.get(target);
-    if (a?.state !== 'tentative') return [];
-    if (nonce && a.nonce && nonce.length === a.nonce.length && nonce.every((x, i) => x === a.nonce![i])) return [];
-    // Kept (as 'duplicate') until its valid lifetime ends so that later RAs do not start DAD again.
-    a.state = 'duplicate';
-    this.counters.dadFailures++;
-    return [
-      stopTimer(DAD_TIMER_PREFIX + a.address),
-      { type: 'dad-failed', address: a.address, prefix: a.prefix, prefixLength: 64 },
-    ];
+    return out;
   }
 
   timerFired(timer: string): SlaacAction[] {
     const now = this.o.clock();
-    if (timer.startsWith(DAD_TIMER_PREFIX)) {
-      const a = this.addrs.get(timer.slice(DAD_TIMER_PREFIX.length));
-      if (a?.state !== 'tentative') return [];
-      return a.dadSent < this.o.dadTransmits ? this.probe(a) : this.dadPassed(a, now);
-    }
+    if (timer.startsWith(DAD_TIMER_PREFIX)) return this.fromDad(this.dad.timerFired(timer), now);
     if (timer !== EXPIRE_TIMER) return [];
     const out: SlaacAction[] = [];
     for (const a of [...this.addrs.values()]) {
       if (a.validUntil <= now) {
         this.addrs.delete(a.address);
-        if (a.state === 'tentative') out.push(stopTimer(DAD_TIMER_PREFIX + a.address));
-        if (a.state === 'preferred' || a.state === 'deprecated') {
+        if (this.probing(a)) out.push(...this.dad.cancel(a.address));
+        if (a.state === 'preferred' || a.state === 'deprecated' || a.state === 'optimistic') {
           out.push({ type: 'address-removed', address: a.address, prefix: a.prefix, prefixLength: 64, reason: 'expired' });
         }
       } else if (a.state === 'preferred' && a.preferredUntil <= now) {
@@ -339,9 +357,9 @@ export class Slaac {
   /** Link down: forget everything and report what the agent must undo. */
   stop(): SlaacAction[] {
     const out: SlaacAction[] = [stopTimer(EXPIRE_TIMER)];
+    out.push(...this.dad.stop());
     for (const a of this.addrs.values()) {
-      if (a.state === 'tentative') out.push(stopTimer(DAD_TIMER_PREFIX + a.address));
-      if (a.state === 'preferred' || a.state === 'deprecated') {
+      if (a.state === 'preferred' || a.state === 'deprecated' || a.state === 'optimistic') {
         out.push({ type: 'address-removed', address: a.address, prefix: a.prefix, prefixLength: 64, reason: 'stopped' });
       }
     }
@@ -355,7 +373,7 @@ export class Slaac {
     }
     this.flags = undefined;
     this.mtu = undefined;
-    this.retransMs = this.o.retransTimerMs;
+    this.dad.setRetransMs(this.o.retransTimerMs);
     return out;
   }
 
@@ -390,6 +408,7 @@ export class Slaac {
       prefixLength: 64,
       validLifetime: secondsUntil(now, a.validUntil),
       preferredLifetime: a.state === 'deprecated' ? 0 : secondsUntil(now, a.preferredUntil),
+      ...(a.state === 'optimistic' ? { optimistic: true as const } : {}),
     };
   }
 

@@ -121,6 +121,25 @@ export interface AutomatonConfig {
   maxConfigure: number;
   /** Naks sent without an Ack before Naks turn into Rejects (RFC 1661 4.6). */
   maxFailure: number;
+  /**
+   * When the peer's first Configure-Request arrives while ours is still unanswered,
+   * retransmit ours after this many ms instead of waiting out the Restart timer
+   * (RFC 1661 leaves the retransmission time to us). A peer that sends its own
+   * request and not an Ack most likely never saw ours (pppd behind an LNS starts
+   * after the session is up and loses it). Not 0 by default: an Ack to our first
+   * request may still be in flight, and a duplicate request reaching a peer that
+   * is already Opened makes it renegotiate; the link sets it from the tunnel's
+   * round-trip time. Negative turns it off.
+   */
+  peerRequestResendMs: number;
+}
+
+/**
+ * peerRequestResendMs from how long the tunnel and session took to set up: that took
+ * at least two round trips, so an Ack to our request is no longer in flight by then.
+ */
+export function earlyResendMs(setupMs: number): number {
+  return Math.round(Math.min(1000, Math.max(50, Number.isFinite(setupMs) ? setupMs : 1000)));
 }
 
 export const DEFAULT_AUTOMATON_CONFIG: AutomatonConfig = {
@@ -128,6 +147,7 @@ export const DEFAULT_AUTOMATON_CONFIG: AutomatonConfig = {
   maxTerminate: 2,
   maxConfigure: 10,
   maxFailure: 5,
+  peerRequestResendMs: 200,
 };
 
 /** What to answer to the peer's Configure-Request. Both lists empty means Ack. */
@@ -201,6 +221,8 @@ export class Automaton {
   private naksSent = 0;
   private badRequests = 0;
   private repliesWithoutAck = 0;
+  /** The peer has sent a Configure-Request in this negotiation (see peerRequestResendMs). */
+  private peerRequestSeen = false;
   private reason = '';
   private out: AutomatonOutput[] = [];
   /** The table actions run by the last event, in order (for tests and traces). */
@@ -342,15 +364,35 @@ export class Automaton {
       verdict.reject = [...verdict.reject, ...opts.filter((o) => types.has(o.type) && !verdict.reject.includes(o))];
       verdict.nak = [];
     }
+    const ourUnanswered = this.st === 'Req-Sent' && !this.peerRequestSeen && this.req !== undefined && !this.req.answered;
+    let out: AutomatonOutput[];
     if (verdict.nak.length === 0 && verdict.reject.length === 0) {
       this.handler.peerAcked(opts);
-      return this.run('RCR+', ctx, 'peer renegotiated');
+      out = this.run('RCR+', ctx, 'peer renegotiated');
+    } else {
+      this.badRequests++;
+      if (this.badRequests > 2 * this.cfg.maxFailure) {
+        return this.fail(`${this.layer}: negotiation not converging: peer kept sending unacceptable Configure-Requests`);
+      }
+      out = this.run('RCR-', { ...ctx, verdict }, 'peer renegotiated');
     }
-    this.badRequests++;
-    if (this.badRequests > 2 * this.cfg.maxFailure) {
-      return this.fail(`${this.layer}: negotiation not converging: peer kept sending unacceptable Configure-Requests`);
+    this.peerRequestSeen = true;
+    if (ourUnanswered) this.resendEarly(out);
+    return out;
+  }
+
+  /** Our Configure-Request went unanswered while the peer sent its own: retransmit it soon (see peerRequestResendMs). */
+  private resendEarly(out: AutomatonOutput[]): void {
+    const ms = this.cfg.peerRequestResendMs;
+    if (ms < 0 || ms >= this.cfg.restartMs || !this.timerRunning || !NEGOTIATING.has(this.st) || this.restartCount <= 0) return;
+    if (ms === 0) {
+      this.out = out;
+      this.act('scr', 'TO+', this.st, {}, ['scr']);
+      this.lastActions = [...this.lastActions, 'scr'];
+      return;
     }
-    return this.run('RCR-', { ...ctx, verdict }, 'peer renegotiated');
+    // The Restart timer, shortened once: when it fires, TO+ retransmits with the same Identifier.
+    out.push(startTimer(this.timer, ms));
   }
 
   private receiveReply(ctx: EventContext): AutomatonOutput[] {
@@ -464,6 +506,7 @@ export class Automaton {
           this.send(CODE.CONF_REQ, this.req.id, this.req.options);
         } else {
           if (!NEGOTIATING.has(from)) {
+            this.peerRequestSeen = false;
             this.handler.reset();
             this.naksSent = 0;
             this.badRequests = 0;

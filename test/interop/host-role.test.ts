@@ -88,10 +88,11 @@ describe('host role against l2tpns', { skip }, () => {
     const otherAddrs = lay.cpe.ipJson<{ addr_info: unknown[] }[]>(['-6', 'addr', 'show', 'dev', veth.a, 'scope', 'global']);
     assert.deepEqual(otherAddrs[0]?.addr_info ?? [], [], 'no address put on another interface');
     lay.cpe.exec('ping', ['-6', '-c', '1', '-W', '2', '2001:db8:200::1']);
-    // The RA says M=1 O=1: a host asks stateless DHCPv6 for its options and nothing else.
-    // l2tpns logs every DHCPv6 message it gets and each option in it.
-    await sc.waitForLog(/Got DHCPv6 message Type: Information Request\(11\)/, 5000);
-    assert.doesNotMatch(sc.log(), /D6_OPT_IA_PD|Type: Solicit/);
+    // The RA says M=1 O=1: RFC 5571 5.3, a host Solicits and Requests an address (IA_NA),
+    // and no prefix (issue 16 item 1). l2tpns logs every DHCPv6 message it gets and each option in it.
+    await sc.waitForLog(/Got DHCPv6 message Type: Request\(3\)/, 5000);
+    assert.match(sc.log(), /Got DHCPv6 message Type: Solicit\(1\)/);
+    assert.doesNotMatch(sc.log(), /D6_OPT_IA_PD/);
 
     const { code, tookMs } = await a.stop();
     t.diagnostic(`graceful shutdown took ${tookMs} ms`);

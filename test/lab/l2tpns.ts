@@ -324,7 +324,28 @@ export class L2tpnsSc {
       }
     }
     for (const p of [this.lns, this.radius]) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-    await new Promise((r) => setTimeout(r, 50));
+    await this.gone(pid);
+  }
+
+  /**
+   * Resolves once l2tpns (`pid`) and both child processes are gone, or after 5 s: a
+   * killed process lingers until it is reaped, longer on a loaded machine.
+   */
+  private async gone(pid: number | undefined): Promise<void> {
+    const end = Date.now() + 5000;
+    const alive = (p: number | undefined) => {
+      if (p === undefined) return false;
+      try {
+        process.kill(p, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
+    while ((alive(pid) || running(this.lns) || running(this.radius)) && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
   }
 
   /**
@@ -343,20 +364,7 @@ export class L2tpnsSc {
         /* gone */
       }
     }
-    const end = Date.now() + 5000;
-    const alive = (p: number | undefined) => {
-      if (p === undefined) return false;
-      try {
-        process.kill(p, 0);
-        return true;
-      } catch {
-        return false;
-      }
-    };
-    const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
-    while ((alive(pid) || running(this.lns) || running(this.radius)) && Date.now() < end) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    await this.gone(pid);
   }
 
   /** Removes the generated config and logs. */

@@ -60,8 +60,8 @@ export interface ExtraAvp {
 }
 
 export interface Trigger {
-  /** Incoming message that fires the trigger. */
-  on: MessageName;
+  /** Incoming message that fires the trigger; 'ppp-auth': a login the PPP side holds (ppp.authHold). */
+  on: MessageName | 'ppp-auth';
   nth?: number;
   send: 'StopCCN' | 'CDN';
   result: number;
@@ -88,6 +88,8 @@ export interface EmulatorOptions {
   extraAvps?: ExtraAvp[];
   /** Answer the SCCRQ (and the rest of the tunnel) from another port: a number, or 0 for an ephemeral one. */
   replyPort?: number;
+  /** Answer the SCCRQ (and the rest of the tunnel) from this other address of ours (RFC 2661 8.1: a VIP or loopback source). */
+  replyAddress?: string;
   impair?: ImpairRule[];
   triggers?: Trigger[];
   /** Send the session's data with S=1 and Ns (RFC 2661 5.4) from the start; the 'sequencing' command switches it. */
@@ -155,7 +157,7 @@ export interface TunnelView {
   peer: string;
   localPort: number;
   state: 'wait-scccn' | 'established' | 'closed';
-  session: { localId: number; peerId: number; state: 'wait-iccn' | 'established' | 'closed'; ppp: ReturnType<PppServer['state']> | null; peerIid: string | null } | null;
+  session: { localId: number; peerId: number; state: 'wait-iccn' | 'established' | 'closed'; ppp: ReturnType<PppServer['state']> | null; peerIid: string | null; pppCounters?: Record<string, number> } | null;
   /** The control channel's next Ns and expected Nr (to build in-window or stale messages). */
   seq?: { ns: number; nr: number };
 }
@@ -233,6 +235,7 @@ export class Emulator {
   private readonly loose = new Set<NodeJS.Timeout>();
   private readonly sentCounts: Record<string, number> = {};
   private readonly rxCounts: Record<string, number> = {};
+  private authHeld = 0;
   private nextTunnelId: number;
   private nextSessionId = 1;
   private readonly t0 = Date.now();
@@ -301,6 +304,7 @@ export class Emulator {
         state: t.session.state,
         ppp: t.session.ppp?.state() ?? null,
         peerIid: t.session.ppp?.peerInterfaceId ?? null,
+        pppCounters: { ...(t.session.ppp?.counters ?? {}) },
       },
       seq: t.channel.sequence,
     }));
@@ -579,14 +583,14 @@ export class Emulator {
   private newTunnel(peerId: number, rinfo: dgram.RemoteInfo, mainSock: EmuSocket): Tunnel {
     let sock = mainSock;
     let ownSocket = false;
-    if (this.opts.replyPort !== undefined) {
+    if (this.opts.replyPort !== undefined || this.opts.replyAddress !== undefined) {
       const ds = dgram.createSocket(isIP(rinfo.address) === 6 ? 'udp6' : 'udp4');
       sock = ds;
       ownSocket = true;
       ds.on('message', (m, r) => this.onDatagram(m, r, ds));
       ds.on('error', () => this.counters.badDatagrams++);
       // Sends issued before the bind completes are queued by dgram.
-      ds.bind(this.opts.replyPort, this.opts.host ?? '127.0.0.1');
+      ds.bind(this.opts.replyPort ?? 0, this.opts.replyAddress ?? this.opts.host ?? '127.0.0.1');
     }
     const t: Tunnel = {
       localId: this.nextTunnelId++,
@@ -704,7 +708,9 @@ export class Emulator {
         s.state = 'established';
         this.emit({ type: 'session', state: 'up', tunnelId: t.localId, sessionId: s.localId });
         if (this.opts.ppp !== false) {
-          s.ppp = new PppServer(this.opts.ppp ?? {}, {
+          const pppOpts = this.opts.ppp ?? {};
+          // authHold counts logins over the emulator's lifetime, not per session.
+          s.ppp = new PppServer({ ...pppOpts, authHold: Math.max(0, (pppOpts.authHold ?? 0) - this.authHeld) }, {
             send: (frame) => {
               if (s.state !== 'established') return;
               const ns = this.sequenceData ? s.dataNs : undefined;
@@ -714,6 +720,10 @@ export class Emulator {
             event: (ev) => {
               this.emit({ type: 'ppp', tunnelId: t.localId, sessionId: s.localId, ppp: ev });
               if (ev.type === 'ncp-up') this.dataUp(t, s, ev.ncp);
+              if (ev.type === 'auth-pending') {
+                this.authHeld++;
+                this.fireTriggers(t, 'ppp-auth');
+              }
             },
             setTimer: (n, ms, fn) => this.setTimer(t, `ppp.${n}`, ms, fn),
             clearTimer: (n) => this.clearTimer(t, `ppp.${n}`),
@@ -736,7 +746,7 @@ export class Emulator {
     this.fireTriggers(t, name);
   }
 
-  private fireTriggers(t: Tunnel, name: MessageName): void {
+  private fireTriggers(t: Tunnel, name: MessageName | 'ppp-auth'): void {
     const n = (this.rxCounts[name] = (this.rxCounts[name] ?? 0) + 1);
     for (const tr of this.opts.triggers ?? []) {
       if (tr.on !== name || (tr.nth !== undefined && tr.nth !== n)) continue;

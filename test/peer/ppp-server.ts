@@ -7,8 +7,10 @@ import {
   DHCP6_SERVER_PORT,
   emptyMessage,
   encodeDhcp6,
+  type IaNa,
   type IaPd,
   MSG_ADVERTISE,
+  MSG_DECLINE,
   MSG_INFORMATION_REQUEST,
   MSG_REBIND,
   MSG_RELEASE,
@@ -19,7 +21,7 @@ import {
   OPT_DNS_SERVERS,
   STATUS_SUCCESS,
 } from '../../src/ipv6/dhcpv6';
-import { buildNdPacket, emptyOptions, ICMPV6_RS } from '../../src/ipv6/nd';
+import { buildNdPacket, emptyOptions, ICMPV6_NS, ICMPV6_RS, parseNdPacket } from '../../src/ipv6/nd';
 import { buildUdp6, NEXT_HEADER_ICMPV6, NEXT_HEADER_UDP, parseIpv6, parseUdp6 } from '../../src/ipv6/packet';
 import {
   CODE,
@@ -68,6 +70,10 @@ export interface PppServerOptions {
     prefix?: string;
     rdnss?: string[];
     routerLifetime?: number;
+    /** MTU option (RFC 4861 4.6.4), as SCs with a smaller core MTU send. */
+    mtu?: number;
+    /** A flag of the PIO; false numbers hosts only by DHCPv6 IA_NA (Cisco/Juniper LNS style). */
+    autonomous?: boolean;
   };
   dhcp?: {
     /** Delegated prefix, e.g. 2001:db8:100::/56; omit to answer without IA_PD. */
@@ -79,16 +85,31 @@ export interface PppServerOptions {
     /** IA_PD T1/T2 in seconds (default 1800/2880). */
     t1?: number;
     t2?: number;
+    /** IA_NA addresses handed out in turn (the next one after a Decline). */
+    addresses?: string[];
+    /** Addresses someone on the SC side already uses: DAD probes for them get an NA. */
+    defend?: string[];
   };
   /** Like l2tpns: send an RA to ff02::1 after every LCP Echo-Request from the peer. */
   raOnEcho?: boolean;
   restartMs?: number;
   maxRestarts?: number;
+  /**
+   * Like pppd behind xl2tpd: PPP starts this long after the session is up, and
+   * whatever the peer sent before (its first LCP Configure-Request) is lost.
+   */
+  lateStartMs?: number;
+  /**
+   * Leave this many logins unanswered (the Emulator counts over its lifetime) (no CHAP Success/Failure, no PAP Ack/Nak) and
+   * report them as 'auth-pending': the SC decides by CDN, as l2tpns does on a reject.
+   */
+  authHold?: number;
 }
 
 export type PppEvent =
   | { type: 'lcp-up' }
   | { type: 'auth'; ok: boolean; protocol: string; user: string }
+  | { type: 'auth-pending'; protocol: string; user: string }
   | { type: 'ncp-up'; ncp: 'ipv6cp' | 'ipcp' }
   | { type: 'ra-sent'; dst: string }
   | { type: 'rs' }
@@ -139,6 +160,11 @@ export class PppServer {
   private readonly ourIid: Buffer;
   private peerIid: Buffer | null = null;
   private dead = false;
+  /** lateStartMs: not running yet, frames are lost. */
+  private starting = false;
+  private held = 0;
+  /** Which of dhcp.addresses is handed out now. */
+  private naIndex = 0;
 
   constructor(
     opts: PppServerOptions,
@@ -158,12 +184,17 @@ export class PppServer {
 
   /** The session is up: like l2tpns, we open LCP at once. */
   start(): void {
-    this.sendRequest('lcp');
+    if (!this.o.lateStartMs) return this.sendRequest('lcp');
+    this.starting = true;
+    this.io.setTimer('start', this.o.lateStartMs, () => {
+      this.starting = false;
+      this.sendRequest('lcp');
+    });
   }
 
   stop(): void {
     this.dead = true;
-    for (const t of ['lcp', 'ipv6cp', 'ipcp', 'auth']) this.io.clearTimer(t);
+    for (const t of ['lcp', 'ipv6cp', 'ipcp', 'auth', 'start']) this.io.clearTimer(t);
   }
 
   state(): { lcp: boolean; auth: boolean; ipv6cp: boolean; ipcp: boolean } {
@@ -182,6 +213,7 @@ export class PppServer {
 
   receive(frame: Uint8Array): void {
     if (this.dead) return;
+    if (this.starting) return this.count('lost-before-start');
     let f: ReturnType<typeof decodeFrame>;
     try {
       f = decodeFrame(frame);
@@ -378,6 +410,7 @@ export class PppServer {
     const value = p.data.subarray(1, 1 + size);
     const user = p.data.subarray(1 + size).toString('utf8');
     const challenge = this.challenge.value;
+    if (this.holdLogin('chap', user)) return;
     const ok = this.verdict(user, (pw) =>
       createHash('md5').update(Buffer.from([p.id])).update(pw).update(challenge).digest().equals(value),
     );
@@ -396,12 +429,22 @@ export class PppServer {
     const user = p.data.subarray(1, 1 + ulen).toString('utf8');
     const plen = p.data[1 + ulen] ?? 0;
     const pass = p.data.subarray(2 + ulen, 2 + ulen + plen).toString('utf8');
+    if (this.holdLogin('pap', user)) return;
     const ok = this.verdict(user, (pw) => pw === pass);
     const msg = Buffer.from(ok ? 'Login ok' : (this.o.authFailMessage ?? 'Login incorrect'));
     this.write(PROTO.PAP, encodePacket(ok ? PAP.ACK : PAP.NAK, p.id, Buffer.concat([Buffer.from([msg.length]), msg])));
     if (this.authDone) return;
     this.io.event({ type: 'auth', ok, protocol: 'pap', user });
     if (ok) this.network();
+  }
+
+  /** authHold: leave this login unanswered (the CHAP timer stops; the SC ends it by CDN). */
+  private holdLogin(protocol: string, user: string): boolean {
+    if ((this.o.authHold ?? 0) <= this.held) return false;
+    this.held++;
+    this.io.clearTimer('auth');
+    this.io.event({ type: 'auth-pending', protocol, user });
+    return true;
   }
 
   // ------------------------------------------------------------ IPv6 services
@@ -414,6 +457,16 @@ export class PppServer {
       // An RS from :: cannot be answered unicast.
       this.sendRa(ip.src === '::' ? ALL_NODES : ip.src);
       return;
+    }
+    if (ip.nextHeader === NEXT_HEADER_ICMPV6 && ip.payload[0] === ICMPV6_NS) {
+      const nd = parseNdPacket(pkt);
+      if (nd.message.kind === 'ns' && ip.src === '::' && (this.o.dhcp?.defend ?? []).includes(nd.message.target)) {
+        // Defend the address (RFC 4862 5.4.3): an NA to all-nodes.
+        const target = nd.message.target;
+        this.count('dad-defended');
+        this.write(PROTO.IPV6, Buffer.from(buildNdPacket(target, ALL_NODES, { kind: 'na', router: false, solicited: false, override: true, target, options: emptyOptions() })));
+        return;
+      }
     }
     if (ip.nextHeader === NEXT_HEADER_UDP) {
       const udp = parseUdp6(pkt);
@@ -435,8 +488,9 @@ export class PppServer {
       reachableTime: 0,
       retransTimer: 0,
       options: emptyOptions({
-        prefixes: [{ prefix, prefixLength: 64, onLink: true, autonomous: true, validLifetime: 2592000, preferredLifetime: 604800 }],
+        prefixes: [{ prefix, prefixLength: 64, onLink: true, autonomous: ra.autonomous ?? true, validLifetime: 2592000, preferredLifetime: 604800 }],
         rdnss: [{ lifetime: 1200, servers: ra.rdnss ?? ['2001:db8:200::53'] }],
+        ...(ra.mtu ? { mtu: ra.mtu } : {}),
       }),
     });
     this.write(PROTO.IPV6, Buffer.from(packet));
@@ -451,6 +505,7 @@ export class PppServer {
       [MSG_RENEW]: 'Renew',
       [MSG_REBIND]: 'Rebind',
       [MSG_RELEASE]: 'Release',
+      [MSG_DECLINE]: 'Decline',
       [MSG_INFORMATION_REQUEST]: 'Information-Request',
     };
     const name = names[m.type];
@@ -462,9 +517,22 @@ export class PppServer {
     const reply = emptyMessage(type, m.xid, { serverId: SERVER_DUID, preference: 255 });
     if (m.clientId) reply.clientId = m.clientId;
     if (m.type === MSG_SOLICIT && type === MSG_REPLY) reply.rapidCommit = true;
-    if (m.type === MSG_RELEASE) {
-      reply.status = { code: STATUS_SUCCESS, message: 'released' };
+    if (m.type === MSG_RELEASE || m.type === MSG_DECLINE) {
+      reply.status = { code: STATUS_SUCCESS, message: m.type === MSG_DECLINE ? 'declined' : 'released' };
+      if (m.type === MSG_DECLINE) this.naIndex++;
     } else {
+      const address = cfg.addresses?.[this.naIndex];
+      if (address && m.iaNa.length > 0) {
+        reply.iaNa = m.iaNa.slice(0, 1).map(
+          (ia): IaNa => ({
+            iaid: ia.iaid,
+            t1: cfg.t1 ?? 1800,
+            t2: cfg.t2 ?? 2880,
+            addresses: [{ address, preferredLifetime: cfg.preferred ?? 3600, validLifetime: cfg.valid ?? 7200, unknown: [] }],
+            unknown: [],
+          }),
+        );
+      }
       if (cfg.prefix && m.iaPd.length > 0) {
         const [prefix, len] = cfg.prefix.split('/');
         reply.iaPd = m.iaPd.slice(0, 1).map(

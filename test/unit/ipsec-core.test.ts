@@ -103,3 +103,8 @@ test('proposals: weak algorithms refused unless asked for; defaults pass', () =>
   assert.throws(() => resolveConfig({ sc: [SC], ipsec: 'ikev1', ipsecPsk: 'x', ipsecIkeProposals: ['aes128-sha1-modp1024'] }, {}), /weak/);
   assert.throws(() => resolveConfig({ sc: [SC], ipsec: 'ikev1' }, {}), /needs a pre-shared key/);
 });
+
+test('config: an SCCRP from another SC address (RFC 2661 8.1) is refused with IPsec, whose SA covers only the dialled address', () => {
+  assert.throws(() => resolveConfig({ sc: [SC], ipsec: 'ikev2', ipsecPsk: 'x', tunnelSecret: 't', scAnswerFromOtherAddress: true }, {}), /scAnswerFromOtherAddress: not with ipsec/);
+  assert.doesNotThrow(() => resolveConfig({ sc: [SC], tunnelSecret: 't', scAnswerFromOtherAddress: true }, {}));
+});

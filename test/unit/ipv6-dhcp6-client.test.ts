@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isTimerAction } from '../../src/core/actions';
 import { applyTimer } from '../../src/core/scheduler';
-import { Dhcp6Client, type Dhcp6Action, type Dhcp6ClientOptions } from '../../src/ipv6/dhcp6-client';
+import { Dhcp6Client, type Dhcp6Action, type Dhcp6ClientOptions, HOST_PROBE_SOLICITS, hostDhcp6Mode } from '../../src/ipv6/dhcp6-client';
 import {
   type Dhcp6Message,
   decodeDhcp6,
@@ -10,6 +10,7 @@ import {
   encodeDhcp6,
   type IaPd,
   MSG_ADVERTISE,
+  MSG_DECLINE,
   MSG_INFORMATION_REQUEST,
   MSG_REBIND,
   MSG_RELEASE,
@@ -550,4 +551,76 @@ test('stateless mode: Information-request, DNS from the Reply, refresh after the
   assert.equal(again.length, 1);
   assert.equal(again[0]!.at, t + 700 * S);
   assert.notEqual(again[0]!.msg.xid, inf.xid);
+});
+
+// ------------------------------------------------------------ issue 16 items 1 and 2
+
+const NA_ADDR = '2001:db8:200::1:2';
+const na = (address = NA_ADDR) => ({
+  iaid: 1,
+  t1: 1800,
+  t2: 2880,
+  addresses: [{ address, preferredLifetime: 3600, validLifetime: 7200, unknown: [] }],
+  unknown: [],
+});
+
+/** A host behind an SC that numbers by IA_NA: M=1, no IA_PD wanted. */
+function hostBound() {
+  const h = setup({ initialDelay: false, requestPrefix: false, requestAddress: 'always', prefixLengthHint: undefined, mode: 'stateless' });
+  h.apply(h.client.start({ mode: hostDhcp6Mode(true, false) === 'address' ? 'stateful' : 'stateless' }));
+  const sol = h.last().msg;
+  assert.equal(sol.type, MSG_SOLICIT);
+  assert.equal(sol.iaNa.length, 1, 'IA_NA solicited');
+  assert.equal(sol.iaPd.length, 0, 'a host asks for no prefix');
+  h.deliver(h.answer(sol, MSG_ADVERTISE, { iaNa: [na()] }));
+  const req = h.last().msg;
+  assert.equal(req.type, MSG_REQUEST, 'RFC 5571 5.3: the SI sends a Request');
+  h.deliver(h.answer(req, MSG_REPLY, { iaNa: [na()], ...DNS }));
+  assert.equal(h.client.state, 'bound');
+  return h;
+}
+
+test('host mode: M=1 solicits and requests IA_NA; O=1 alone asks for information; M=O=0 probes with a bounded Solicit', () => {
+  assert.equal(hostDhcp6Mode(true, false), 'address');
+  assert.equal(hostDhcp6Mode(true, true), 'address');
+  assert.equal(hostDhcp6Mode(false, true), 'information');
+  assert.equal(hostDhcp6Mode(false, false), 'probe');
+  const h = hostBound();
+  assert.deepEqual(h.take('address').map((a) => a.address), [NA_ADDR]);
+  // M=O=0: a few Solicits, then give up quietly.
+  const p = setup({ initialDelay: false, requestPrefix: false, requestAddress: 'always', prefixLengthHint: undefined });
+  p.apply(p.client.start({ mode: 'stateful', solicitMaxRc: HOST_PROBE_SOLICITS }));
+  p.clock.advance(3600 * S);
+  assert.equal(p.ofType(MSG_SOLICIT).length, HOST_PROBE_SOLICITS);
+  assert.equal(p.client.state, 'failed');
+});
+
+test('Decline (RFC 8415 18.2.8): a duplicate IA_NA address is removed, Declined to the server, then Solicit again', () => {
+  const h = hostBound();
+  h.apply(h.client.decline(NA_ADDR));
+  assert.deepEqual(h.take('address-removed').map((a) => [a.address, a.reason]), [[NA_ADDR, 'declined']]);
+  const dec = h.last().msg;
+  assert.equal(dec.type, MSG_DECLINE);
+  assert.deepEqual(dec.serverId, SERVER);
+  assert.deepEqual(dec.iaNa[0]!.addresses.map((a) => [a.address, a.validLifetime]), [[NA_ADDR, 0]]);
+  assert.equal(h.client.state, 'declining');
+  h.deliver(h.answer(dec, MSG_REPLY, {}));
+  assert.equal(h.client.state, 'soliciting', 'nothing left: Solicit again on the backoff');
+  h.clock.advance(10 * S);
+  const sol = h.last().msg;
+  assert.equal(sol.type, MSG_SOLICIT);
+  // The same address offered again is not taken; another one is.
+  h.deliver(h.answer(sol, MSG_ADVERTISE, { iaNa: [na()] }));
+  assert.equal(h.last().msg.type, MSG_SOLICIT, 'an offer of the declined address alone is ignored');
+  h.deliver(h.answer(sol, MSG_ADVERTISE, { iaNa: [na('2001:db8:200::1:3')] }));
+  assert.deepEqual(h.last().msg.iaNa[0]!.addresses.map((a) => a.address), ['2001:db8:200::1:3']);
+});
+
+test('Decline without an answer is bounded by DEC_MAX_RC', () => {
+  const h = hostBound();
+  h.apply(h.client.decline(NA_ADDR));
+  h.clock.advance(60 * S);
+  assert.equal(h.ofType(MSG_DECLINE).length, 4);
+  assert.notEqual(h.client.state, 'declining');
+  assert.equal(h.client.decline('2001:db8::dead').length, 0, 'not ours: nothing to decline');
 });

@@ -394,3 +394,44 @@ test('invalid ND (bad hop limit) is counted and ignored', () => {
   assert.deepEqual(core.receive(hex('6000')), []);
   assert.equal(core.status().counters.invalid, 2);
 });
+
+// Issue 16 item 10: Optimistic DAD (RFC 4429).
+test('optimistic DAD: the address is reported at once, marked optimistic, and again when DAD passes', () => {
+  const clock = new FakeClock();
+  const { core, h } = slaac(clock, { optimistic: true });
+  h.apply(core.receive(ra()));
+  const first = h.take('address');
+  assert.equal(first.length, 1, 'usable before DAD completes');
+  assert.equal(first[0]!.at, 0);
+  assert.equal((first[0]!.a as { optimistic?: boolean }).optimistic, true);
+  assert.equal(h.take('send').length, 1, 'DAD still probes');
+  assert.equal(core.status().addresses[0]!.state, 'optimistic');
+  // An RA while DAD runs refreshes it but keeps it optimistic.
+  h.apply(core.receive(ra()));
+  assert.equal((h.take('address')[1]!.a as { optimistic?: boolean }).optimistic, true);
+  assert.equal(h.take('send').length, 1, 'no second DAD run');
+  clock.advance(1000);
+  const passed = h.take('address');
+  assert.equal(passed.length, 3);
+  assert.equal(passed[2]!.at, 1000);
+  assert.equal((passed[2]!.a as { optimistic?: boolean }).optimistic, undefined);
+  assert.equal(core.status().addresses[0]!.state, 'preferred');
+});
+
+test('optimistic DAD: a duplicate removes the optimistic address and reports the failure', () => {
+  const clock = new FakeClock();
+  const { core, h } = slaac(clock, { optimistic: true });
+  h.apply(core.receive(ra()));
+  assert.equal(h.take('address').length, 1);
+  clock.advance(200);
+  const na = buildNdPacket(ADDR, 'ff02::1', { kind: 'na', router: false, solicited: false, override: true, target: ADDR, options: emptyOptions() });
+  h.apply(core.receive(na));
+  assert.deepEqual(
+    h.take('address-removed').map((e) => e.a),
+    [{ type: 'address-removed', address: ADDR, prefix: '2001:db8:200::', prefixLength: 64, reason: 'duplicate' }],
+  );
+  assert.equal(h.take('dad-failed').length, 1);
+  clock.advance(5000);
+  assert.equal(h.take('address').length, 1, 'never reported again');
+  assert.equal(core.status().addresses[0]!.state, 'duplicate');
+});

@@ -191,3 +191,44 @@ test('Protocol-Reject: of LCP itself is fatal, of another protocol is reported f
   r.rx(CODE.PROTO_REJ, 4, u16(PROTO.LCP));
   assert.equal(r.fsm.state, 'Stopping');
 });
+
+// Issue 16 item 9: pppd behind an xl2tpd LNS starts after the session is up and loses
+// our first Configure-Request; its own request then arrives while ours is unanswered.
+test('the peer asks first while our request is unanswered: ours is retransmitted soon, not after 3 s', () => {
+  const r = lcpRig(1400, { peerRequestResendMs: 100 });
+  r.start();
+  const first = r.sent[0]!;
+  r.clock.advance(1000);
+  r.rx(CODE.CONF_REQ, 7, encodeOptions([opt(5, u32(0x11223344))]));
+  assert.equal(r.fsm.state, 'Ack-Sent');
+  assert.equal(r.last().code, CODE.CONF_ACK);
+  const before = r.sent.length;
+  r.clock.advance(100);
+  assert.equal(r.sent.length, before + 1, 'our request again, 100 ms after the peer asked');
+  assert.equal(r.last().code, CODE.CONF_REQ);
+  assert.equal(r.last().id, first.id, 'a retransmission keeps the Identifier');
+  r.rx(CODE.CONF_ACK, first.id, first.data);
+  assert.equal(r.fsm.state, 'Opened');
+  assert.equal(r.clock.size(), 0);
+});
+
+test('early retransmission happens once per negotiation, and not when our request was answered', () => {
+  const r = lcpRig(1400, { peerRequestResendMs: 0 });
+  r.start();
+  r.rx(CODE.CONF_REQ, 7, encodeOptions([opt(5, u32(0x11223344))]));
+  assert.equal(r.sent.length, 3, 'request, Ack, request again at once');
+  assert.equal(r.sent[2]!.code, CODE.CONF_REQ);
+  r.rx(CODE.CONF_REQ, 8, encodeOptions([opt(5, u32(0x11223344))]));
+  assert.equal(r.sent.length, 4, 'the second peer request gets only its Ack');
+  // Answered first: no early retransmission.
+  const q = lcpRig(1400, { peerRequestResendMs: 0 });
+  q.start();
+  const req = q.sent[0]!;
+  q.rx(CODE.CONF_ACK, req.id, req.data);
+  q.rx(CODE.CONF_REQ, 7, encodeOptions([opt(5, u32(0x11223344))]));
+  assert.equal(q.fsm.state, 'Opened');
+  assert.deepEqual(
+    q.sent.map((p) => p.code),
+    [CODE.CONF_REQ, CODE.CONF_ACK],
+  );
+});

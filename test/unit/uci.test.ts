@@ -196,6 +196,17 @@ describe('option mapping', () => {
     ipsec_allow_weak: ['0', false],
     ipsec_timeout: ['45', 45],
     ipsec_vici_socket: ['/var/run/charon.vici', '/var/run/charon.vici'],
+    // --- RFC conformance (issue 16) ---
+    optimistic_dad: ['0', false],
+    sc_answer_from_other_address: ['1', true],
+    sdp_offer_file: ['/tmp/softwire-offer.sdp', '/tmp/softwire-offer.sdp'],
+    // --- Setup deadlines and readiness (issue 15: orchestration) ---
+    sccrp_timeout: ['30', 30],
+    icrp_timeout: ['15', 15],
+    lcp_timeout: ['40', 40],
+    auth_timeout: ['60', 60],
+    ncp_timeout: ['25', 25],
+    provision_wait: ['5', 5],
   };
   /** Secret files: one of each pair per config, so they get their own case. */
   const FILES: Record<string, [UciValue, unknown]> = {
