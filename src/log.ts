@@ -13,6 +13,8 @@ export const REDACT_PATHS = [
   'password',
   'secret',
   'tunnelSecret',
+  'ipsecPsk',
+  '*.ipsecPsk',
   '*.password',
   '*.secret',
   '*.tunnelSecret',

@@ -19,6 +19,7 @@ import { openDataTransport } from '../dataplane/udp';
 import { Nat44 } from '../ipv4/nat44';
 import { Dhcpv4Server } from '../lan/dhcpv4-server';
 import { type Endpoint, sourceAddressFor } from '../io/udp-socket';
+import type { IpsecGuard } from '../ipsec/guard';
 import { rename, writeFile } from 'node:fs/promises';
 import { SdpOfferer } from '../sdp/offerer';
 
@@ -82,6 +83,8 @@ export interface AgentDeps {
   sourceAddress?: (sc: Endpoint) => Promise<string>;
   /** Builds one connection attempt; rejects if the transport cannot be opened. */
   dial?: (r: DialRequest) => Promise<ConnectionLike>;
+  /** IPsec step 0 (RFC 5571 5, RFC 3193) when `ipsec` is on; see src/ipsec/guard.ts. */
+  ipsec?: IpsecGuard;
 }
 
 type Outcome = { kind: 'down'; info: DownInfo } | { kind: 'stop' } | { kind: 'reconnect'; why: string } | { kind: 'admin-down' };
@@ -392,7 +395,20 @@ export class Agent {
     } catch (e) {
       return this.takePending() ?? { kind: 'down', info: { layer: 'transport', reason: `no route to ${sc.address}: ${(e as Error).message}` } };
     }
-    const mtu = this.mtuFor(sc, await this.wanMtu(local));
+    // --- IPsec step 0 (RFC 5571 5, RFC 3193): the SA must be up before the SCCRQ; its ESP costs MTU (5.2.1) ---
+    let ipsecOverhead = 0;
+    if (this.d.ipsec) {
+      this.progress('ipsec', `bringing up the IPsec SA with ${sc.address}`);
+      const r = await this.d.ipsec.up(sc, local, this.d.config.ipsecTimeout * 1000);
+      if (!r.ok) {
+        await this.d.ipsec.down();
+        return this.takePending() ?? { kind: 'down', info: { layer: 'ipsec', reason: r.reason, permanent: r.permanent } };
+      }
+      ipsecOverhead = r.overhead;
+      this.d.ipsec.onLost((reason) => this.signal({ kind: 'down', info: { layer: 'ipsec', reason } }));
+    }
+    // --- end IPsec step 0 ---
+    const mtu = this.mtuFor(sc, await this.wanMtu(local)) - (this.d.config.mtu ? 0 : ipsecOverhead);
     const c = this.d.config;
     const keepalive = this.keepaliveFor(local);
     const installerLog = this.log.child({ part: 'installer' });
@@ -415,6 +431,7 @@ export class Agent {
     try {
       conn = await (this.d.dial ?? ((r: DialRequest) => this.dialUdp(r)))({ sc, local, mtu, installer, previousPrefix: this.lastPrefix, log: connLog, emit, keepalive });
     } catch (e) {
+      await this.d.ipsec?.down(); // IPsec teardown (dial failed)
       return this.takePending() ?? { kind: 'down', info: { layer: 'transport', reason: `cannot reach ${sc.address}:${sc.port}: ${(e as Error).message}` } };
     }
     this.conn = conn;
@@ -455,6 +472,12 @@ export class Agent {
     } finally {
       this.tearingDown = false;
     }
+    if (this.d.ipsec && this.retiring.delete(conn)) {
+      // A tunnel still lingering to retransmit StopCCN would, once the SA and its policies are
+      // gone, put L2TP on the wire in cleartext, which an IPsec SC drops anyway: it ends here.
+      conn.dispose();
+    }
+    await this.d.ipsec?.down(); // IPsec teardown: after the L2TP goodbyes, which still ride the SA
     this.conn = null;
     this.installer = null;
     this.attemptLogs = [];
@@ -594,6 +617,7 @@ export class Agent {
     s.lastError = this.lastError;
     s.keepalive = this.keepalive ? { ...this.keepalive } : null;
     this.conn?.fillStatus(s);
+    if (this.d.ipsec) s.ipsec = this.d.ipsec.status();
     if (this.installer) s.counters.drops = { ...s.counters.drops, ...prefixed('kernel', this.installer.errors) };
     return s;
   }
@@ -704,6 +728,7 @@ export class Agent {
           this.log.warn('shutdown budget spent; releasing what is left without goodbyes');
           this.conn?.dispose();
           await this.installer?.clear();
+          await this.d.ipsec?.down(); // IPsec teardown when the stop budget ran out
           this.tearingDown = false;
           this.setState('down');
         }

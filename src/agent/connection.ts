@@ -45,7 +45,7 @@ const PHASE_LAYER: Record<Phase, Layer> = { tunnel: 'tunnel', session: 'session'
 /** Longest a cleared tunnel keeps its socket to retransmit StopCCN and answer the SC (RFC 2661 5.7 linger) after the next dial began. */
 const RETIRE_CAP_MS = 40_000;
 
-export type Layer = 'transport' | 'tunnel' | 'session' | 'ppp' | 'auth' | 'ipv6' | 'ipv4' | 'wan';
+export type Layer = 'transport' | 'tunnel' | 'session' | 'ppp' | 'auth' | 'ipv6' | 'ipv4' | 'wan' | 'ipsec';
 
 export interface DownInfo {
   layer: Layer;

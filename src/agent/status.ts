@@ -4,6 +4,8 @@
  * handler) parse it, so fields are only ever added, never renamed.
  */
 
+import type { IpsecStatus } from '../ipsec/guard';
+
 export type AgentState = 'down' | 'connecting' | 'up';
 
 export interface DelegatedPrefixStatus {
@@ -60,6 +62,8 @@ export interface Status {
   lastError: { at: string; layer: string; message: string } | null;
   /** Keepalive timers in force for the current attempt (they adapt to a NATed WAN address); null before the first dial. */
   keepalive?: KeepaliveStatus | null;
+  /** The IPsec step (RFC 3193) when `ipsec` is on: SA phase, NAT-T, algorithms, rekey times, MTU cost. */
+  ipsec?: IpsecStatus | null;
   /** When the current attempt reached each setup milestone (ISO times; null: not yet). */
   phases?: Record<'dial' | 'tunnel' | 'session' | 'lcp' | 'auth' | 'ncp' | 'address' | 'prefix', string | null> | null;
   /** Up, but something the SC should provide did not come in time (e.g. "no delegated prefix ..."); null when whole. */

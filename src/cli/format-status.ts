@@ -57,6 +57,20 @@ export function formatStatus(status: Status, now: Date = new Date()): string {
   const age = Number.isNaN(since) ? '' : ` for ${formatDuration(now.getTime() - since)} (since ${s.since})`;
   out.push(row('state', `${s.state ?? 'unknown'}${age}`));
   out.push(row('SC', s.local ? `${hostPort(s.sc)} from ${hostPort(s.local)}` : hostPort(s.sc)));
+  const ip = s.ipsec;
+  if (ip) {
+    // --- IPsec (RFC 3193) ---
+    const sa = ip.sa;
+    const parts = [`${ip.mode.toUpperCase()} ${ip.phase}`];
+    if (sa) {
+      parts.push(`IKE SA ${sa.ike.state} ${[sa.ike.encr, sa.ike.integ || sa.ike.prf, sa.ike.dh].filter(Boolean).join('/')}, rekey in ${remaining(sa.ike.rekeyAt, now)}`);
+      if (sa.child) parts.push(`CHILD SA ${sa.child.state} ${sa.child.mode.toLowerCase()} ${[sa.child.encr, sa.child.integ].filter(Boolean).join('/')}, rekey in ${remaining(sa.child.rekeyAt, now)}`);
+      parts.push(sa.child?.encap ? 'NAT-T (UDP 4500)' : 'no NAT-T');
+    }
+    if (ip.overhead !== null) parts.push(`MTU cost ${ip.overhead} B`);
+    if (ip.lastError && ip.phase !== 'up') parts.push(`last error: ${ip.lastError}`);
+    out.push(row('IPsec', parts.join(', ')));
+  }
   out.push(row('tunnel', ids(s.tunnel)));
   out.push(row('session', ids(s.session)));
 

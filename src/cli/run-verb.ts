@@ -16,6 +16,7 @@ import { generateDuid } from '../ipv6/duid';
 import type { Logger } from '../log';
 import type { Config } from '../config/schema';
 import { scFromSdpFile } from './sdp-verb';
+import { ipsecGuardFor } from '../ipsec/guard';
 import { addConfigFlags, configFromFlags } from './config-flags';
 
 /** Exit codes of `softwire run`. */
@@ -118,6 +119,13 @@ async function runAgent(cmd: Command): Promise<number> {
   const lanScheduler = new RealScheduler();
   const hooks = lanHooks(config, netlink, lanScheduler, log);
 
+  let ipsec;
+  try {
+    ipsec = ipsecGuardFor(config, secrets.ipsecPsk, log);
+  } catch (e) {
+    process.stderr.write(`softwire: ipsec: cannot read a certificate or key: ${(e as Error).message}\n`);
+    return EXIT.CONFIG;
+  }
   const agent = new Agent({
     config,
     secrets,
@@ -132,6 +140,7 @@ async function runAgent(cmd: Command): Promise<number> {
     },
     installerHooks: hooks,
     scOverride,
+    ipsec,
   });
 
   let signals = 0;

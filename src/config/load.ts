@@ -1,5 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { proposalProblems } from './ipsec-proposals';
 import { type Config, FIELDS, FIELD_BY_KEY, type Field, type LanInterface, flagName } from './schema';
 
 /** Raised for a configuration that cannot run; `problems` holds one line per bad key. */
@@ -201,6 +202,16 @@ function crossCheck(c: Config, problems: string[], warnings: string[], opts: Res
   if (c.mtu !== 0 && c.mtu < 576) problems.push(`mtu: ${c.mtu} is below 576; use 0 to derive it`);
   if (c.password !== undefined && c.passwordFile !== undefined) problems.push('password: give either password or passwordFile, not both');
   if (c.tunnelSecret !== undefined && c.tunnelSecretFile !== undefined) problems.push('tunnelSecret: give either tunnelSecret or tunnelSecretFile, not both');
+  // --- IPsec (RFC 3193) ---
+  if (c.ipsecPsk !== undefined && c.ipsecPskFile !== undefined) problems.push('ipsecPsk: give either ipsecPsk or ipsecPskFile, not both');
+  if (c.ipsec !== 'off') {
+    problems.push(...proposalProblems('ipsecIkeProposals', c.ipsecIkeProposals, c.ipsecAllowWeak), ...proposalProblems('ipsecEspProposals', c.ipsecEspProposals, c.ipsecAllowWeak));
+    const hasPsk = c.ipsecPsk !== undefined || c.ipsecPskFile !== undefined;
+    if (!hasPsk && !c.ipsecCert) problems.push('ipsec: needs a pre-shared key (ipsecPskFile) or a certificate (ipsecCert + ipsecKey)');
+    if (c.ipsecCert && !c.ipsecKey) problems.push('ipsecCert: needs ipsecKey, the private key of the certificate');
+    // The SA's policies name the dialled address: a tunnel moved to another SC address would run outside it, in cleartext.
+    if (c.scAnswerFromOtherAddress) problems.push('scAnswerFromOtherAddress: not with ipsec, whose SA covers only the dialled SC address (the tunnel would leave it in cleartext)');
+  }
   const ids = new Set<number>();
   for (const l of c.lan) {
     if (ids.has(l.subPrefixId)) problems.push(`lan: sub-prefix id ${l.subPrefixId} is used twice`);
@@ -291,6 +302,7 @@ export function readSecretFile(key: string, path: string, warnings: string[]): s
 export interface Secrets {
   password?: string;
   tunnelSecret?: string;
+  ipsecPsk?: string;
 }
 
 /** Resolves the secrets of a config, reading the *File keys. */
@@ -298,6 +310,8 @@ export function resolveSecrets(c: Config, warnings: string[]): Secrets {
   return {
     password: c.passwordFile ? readSecretFile('passwordFile', c.passwordFile, warnings) : c.password,
     tunnelSecret: c.tunnelSecretFile ? readSecretFile('tunnelSecretFile', c.tunnelSecretFile, warnings) : c.tunnelSecret,
+    // Only with IPsec on: callers and tests compare the whole object.
+    ...(c.ipsec === 'off' ? {} : { ipsecPsk: c.ipsecPskFile ? readSecretFile('ipsecPskFile', c.ipsecPskFile, warnings) : c.ipsecPsk }),
   };
 }
 

@@ -5,6 +5,8 @@
  * added in one place and forgotten in another.
  */
 
+import { DEFAULT_ESP_PROPOSALS, DEFAULT_IKE_PROPOSALS } from './ipsec-proposals';
+
 export type Mode = 'router' | 'host';
 export type Ncp = 'ipv6' | 'ipv4' | 'dual';
 export type RaBackend = 'builtin' | 'odhcpd' | 'radvd' | 'none';
@@ -56,6 +58,18 @@ export interface Config {
   /** Data-path kernel offloads (issue 17). */
   offloads: boolean;
   logLevel: string;
+  // --- IPsec (RFC 3193) ---
+  ipsec: 'off' | 'ikev1' | 'ikev2';
+  ipsecPsk?: string;
+  ipsecPskFile?: string;
+  ipsecCert?: string;
+  ipsecKey?: string;
+  ipsecCaCert?: string;
+  ipsecIkeProposals: string[];
+  ipsecEspProposals: string[];
+  ipsecAllowWeak: boolean;
+  ipsecTimeout: number;
+  ipsecViciSocket: string;
   // --- RFC conformance (issue 16) ---
   optimisticDad: boolean;
   scAnswerFromOtherAddress: boolean;
@@ -240,6 +254,36 @@ export const FIELDS: readonly Field[] = [
     default: 'info',
     doc: 'log verbosity',
   },
+  // --- IPsec (RFC 3193) ---
+  {
+    key: 'ipsec',
+    kind: 'enum',
+    choices: ['off', 'ikev1', 'ikev2'],
+    default: 'off',
+    doc: 'protect L2TP with transport-mode ESP before the SCCRQ (RFC 5571 5 step 0, RFC 3193), negotiated by strongSwan charon over VICI: ikev1 is what RFC 3193 requires, ikev2 the better choice where the SC has it',
+  },
+  { key: 'ipsecPsk', kind: 'string', secret: true, arg: 'SECRET', doc: 'IPsec pre-shared key (prefer ipsecPskFile); handed to charon over its socket, never on a command line' },
+  { key: 'ipsecPskFile', kind: 'string', arg: 'FILE', doc: 'file holding the IPsec pre-shared key' },
+  { key: 'ipsecCert', kind: 'string', arg: 'FILE', doc: 'our X.509 certificate (PEM or DER): authenticate with it instead of a pre-shared key' },
+  { key: 'ipsecKey', kind: 'string', arg: 'FILE', doc: 'private key of ipsecCert (PEM or DER)' },
+  { key: 'ipsecCaCert', kind: 'string', arg: 'FILE', doc: "CA certificate that signed the SC's certificate" },
+  {
+    key: 'ipsecIkeProposals',
+    kind: 'list',
+    default: DEFAULT_IKE_PROPOSALS,
+    arg: 'PROPOSAL',
+    doc: 'IKE proposals in strongSwan syntax, best first; MD5, SHA-1, DES/3DES and DH groups below 14 are refused unless ipsecAllowWeak',
+  },
+  {
+    key: 'ipsecEspProposals',
+    kind: 'list',
+    default: DEFAULT_ESP_PROPOSALS,
+    arg: 'PROPOSAL',
+    doc: 'ESP proposals in strongSwan syntax, best first; the negotiated one sets the MTU reduction',
+  },
+  { key: 'ipsecAllowWeak', kind: 'bool', default: false, doc: 'accept weak IKE/ESP algorithms in the proposals (only for an SC that offers nothing better)' },
+  { key: 'ipsecTimeout', kind: 'int', default: 30, min: 5, max: 300, arg: 'S', doc: 'seconds to wait for the IPsec SA before the attempt fails and backs off' },
+  { key: 'ipsecViciSocket', kind: 'string', default: '/var/run/charon.vici', arg: 'PATH', doc: "charon's VICI socket (strongSwan's default)" },
   // --- RFC conformance (issue 16) ---
   {
     key: 'optimisticDad',

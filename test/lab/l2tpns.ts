@@ -45,6 +45,8 @@ export interface L2tpnsOptions {
   dhcp6ValidLifetime?: number;
   /** Extra raw config lines. */
   extra?: string[];
+  /** How long FreeRADIUS and l2tpns each get to become ready (slow guests such as UML need more). */
+  startTimeoutMs?: number;
 }
 
 export const DEFAULT_USER: Required<ScUser> = {
@@ -242,7 +244,7 @@ export class L2tpnsSc {
 
     const radius = ns.spawn('freeradius', ['-f', '-d', dir, '-n', 'radiusd'], { stdio: 'ignore' });
     try {
-      await waitForFile(join(dir, 'radius.log'), /Ready to process requests/, 10_000, 'freeradius', radius);
+      await waitForFile(join(dir, 'radius.log'), /Ready to process requests/, options.startTimeoutMs ?? 10_000, 'freeradius', radius);
     } catch (e) {
       radius.kill('SIGKILL');
       throw e;
@@ -254,7 +256,7 @@ export class L2tpnsSc {
     const lns = ns.spawn('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', script], { stdio: 'ignore' });
     const sc = new L2tpnsSc(ns, dir, options, radius, lns);
     try {
-      await waitForFile(join(dir, 'l2tpns.log'), /declaring myself the master/, 20_000, 'l2tpns', lns);
+      await waitForFile(join(dir, 'l2tpns.log'), /declaring myself the master/, options.startTimeoutMs ?? 20_000, 'l2tpns', lns);
     } catch (e) {
       await sc.stop();
       throw e;

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { Agent, type ConnectionLike, type DialRequest } from '../../src/agent/agent';
+import { Agent, type AgentDeps, type ConnectionLike, type DialRequest } from '../../src/agent/agent';
+import type { IpsecGuard, IpsecStatus, IpsecUpResult } from '../../src/ipsec/guard';
 import type { DownInfo } from '../../src/agent/connection';
 import type { Endpoint } from '../../src/io/udp-socket';
 import type { Status } from '../../src/agent/status';
@@ -71,7 +72,7 @@ interface Harness {
   run: Promise<void>;
 }
 
-function harness(t: { after: (fn: () => unknown) => void }, file: Record<string, unknown> = {}): Harness {
+function harness(t: { after: (fn: () => unknown) => void }, file: Record<string, unknown> = {}, extra: Partial<AgentDeps> = {}): Harness {
   const dir = mkdtempSync(join(tmpdir(), 'agent-loop-'));
   const { config } = resolveConfig(
     { sc: ['192.0.2.1', '192.0.2.9'], controlSocket: join(dir, 'ctl.sock'), reconnectInitial: 2, reconnectCap: 300, reconnectJitter: 0.5, ...file },
@@ -125,6 +126,7 @@ function harness(t: { after: (fn: () => unknown) => void }, file: Record<string,
       conns.push(c);
       return c;
     },
+    ...extra,
   });
   const run = agent.run();
   t.after(async () => {
@@ -408,4 +410,114 @@ test('the notify command runs on state changes and when the DNS servers change, 
   h.conns[0]!.req.installer.dns('ra', ['2001:db8::53'], []);
   await h.conns[0]!.req.installer.settled();
   assert.equal((await quiet(0)).length, afterDns.length, 'same servers: no run');
+});
+
+// --- IPsec step 0 (RFC 5571 5, RFC 3193): the agent's two call sites and the loss path ---
+
+class FakeGuard implements IpsecGuard {
+  readonly calls: string[] = [];
+  next: IpsecUpResult = { ok: true, overhead: 45 };
+  lost: (why: string) => void = () => {};
+  async up(sc: { address: string }): Promise<IpsecUpResult> {
+    this.calls.push(`up ${sc.address}`);
+    return this.next;
+  }
+  async down(): Promise<void> {
+    this.calls.push('down');
+  }
+  onLost(cb: (why: string) => void): void {
+    this.lost = cb;
+  }
+  status(): IpsecStatus {
+    return { mode: 'ikev2', phase: 'up', overhead: 45, sa: null, lastError: null, drops: {} };
+  }
+}
+
+test('ipsec: the SA comes up before the dial and its overhead lowers the MTU; stop takes it down after the goodbyes', async (t) => {
+  const g = new FakeGuard();
+  const h = harness(t, {}, { ipsec: g });
+  await settle();
+  assert.deepEqual(g.calls, ['up 192.0.2.1']);
+  assert.equal(h.conns.length, 1);
+  assert.equal(h.conns[0]!.req.mtu, 1500 - 40 - 45, 'RFC 5571 5.2.1: ESP + NAT-T overhead taken off');
+  assert.equal(h.agent.status().ipsec?.phase, 'up');
+  await h.agent.stop();
+  assert.ok(h.conns[0]!.stoppedWith !== null, 'L2TP goodbyes first');
+  assert.equal(g.calls.at(-1), 'down');
+});
+
+test('ipsec: a failed SA is an ipsec-layer failure, no dial, and a permanent one (wrong key) backs off at least cap/4', async (t) => {
+  const g = new FakeGuard();
+  g.next = { ok: false, reason: 'IPsec: the SC rejected our authentication: wrong pre-shared key (or identity) for 192.0.2.1', permanent: true };
+  const h = harness(t, {}, { ipsec: g });
+  await settle();
+  assert.equal(h.conns.length, 0, 'no SCCRQ without the SA');
+  assert.equal(h.agent.status().lastError?.layer, 'ipsec');
+  assert.ok(h.lines.some((l) => /ipsec down: .*wrong pre-shared key.*retrying in 75\.0 s/.test(l.msg)), h.lines.map((l) => l.msg).join('\n'));
+  h.clock.advance(74_999);
+  await settle();
+  assert.equal(g.calls.filter((c) => c.startsWith('up')).length, 1, 'no hot loop');
+  h.clock.advance(1);
+  await settle();
+  assert.equal(g.calls.filter((c) => c.startsWith('up')).length, 2);
+});
+
+test('ipsec: an SA lost while up takes the softwire through the normal reconnect, SA torn down and brought up again', async (t) => {
+  const g = new FakeGuard();
+  const h = harness(t, { reconnectJitter: 0 }, { ipsec: g });
+  await settle();
+  h.conns[0]!.up();
+  await settle();
+  assert.equal(h.agent.state, 'up');
+  g.lost('IPsec: the ESP SA protecting L2TP went down (deleted by the SC or a failed rekey)');
+  await settle();
+  assert.equal(h.agent.state, 'connecting');
+  assert.equal(h.agent.status().lastError?.layer, 'ipsec');
+  assert.deepEqual(g.calls, ['up 192.0.2.1', 'down']);
+  h.clock.advance(2000);
+  await settle();
+  assert.deepEqual(g.calls, ['up 192.0.2.1', 'down', 'up 192.0.2.1']);
+  assert.equal(h.conns.length, 2);
+});
+
+test('ipsec: a tunnel still lingering to retransmit StopCCN ends before the SA goes, so no L2TP leaves in cleartext', async (t) => {
+  const g = new FakeGuard();
+  const released: (() => void)[] = [];
+  const order: string[] = [];
+  const gDown = g.down.bind(g);
+  g.down = async () => {
+    order.push('ipsec down');
+    await gDown();
+  };
+  class LingeringConn extends FakeConn {
+    override dispose(): void {
+      if (!this.disposed) order.push('tunnel disposed');
+      super.dispose();
+    }
+    onReleased(cb: () => void): void {
+      released.push(cb);
+    }
+  }
+  const conns: LingeringConn[] = [];
+  const h = harness(t, { reconnectJitter: 0 }, {
+    ipsec: g,
+    dial: async (r) => {
+      const c = new LingeringConn(r);
+      conns.push(c);
+      return c;
+    },
+  });
+  await settle();
+  conns[0]!.up();
+  await settle();
+  conns[0]!.down(sessionDown);
+  await settle();
+  assert.equal(h.agent.state, 'connecting');
+  assert.ok(conns[0]!.stoppedWith !== null, 'StopCCN sent while the SA is up');
+  assert.equal(released.length, 1, 'the tunnel asked to linger');
+  assert.deepEqual(order, ['tunnel disposed', 'ipsec down']);
+  h.clock.advance(2000);
+  await settle();
+  assert.deepEqual(g.calls, ['up 192.0.2.1', 'down', 'up 192.0.2.1']);
+  assert.equal(conns.length, 2);
 });

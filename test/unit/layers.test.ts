@@ -15,7 +15,8 @@ const SRC = resolve(__dirname, '../../src');
 const LAYERS: readonly (readonly string[])[] = [
   ['util', 'core', 'config', '.'],
   ['l2tp', 'ppp', 'ipv6', 'ipv4', 'sdp'],
-  ['dataplane', 'lan', 'platform', 'native', 'io'],
+  // ipsec: IPsec step 0 (RFC 3193) drives charon over its VICI socket, an I/O edge like platform's netlink; the agent calls it.
+  ['dataplane', 'lan', 'platform', 'native', 'io', 'ipsec'],
   ['agent'],
   ['cli'],
 ];

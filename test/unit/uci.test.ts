@@ -185,9 +185,21 @@ describe('option mapping', () => {
     state_dir: ['/etc/softwire', '/etc/softwire'],
     resolv_file: ['/tmp/resolv.conf.d/softwire', '/tmp/resolv.conf.d/softwire'],
     log_level: ['debug', 'debug'],
+    // --- IPsec (RFC 3193) ---
+    ipsec: ['ikev1', 'ikev1'],
+    ipsec_psk: ['psk word', 'psk word'],
+    ipsec_cert: ['/etc/swanctl/x509/gw.pem', '/etc/swanctl/x509/gw.pem'],
+    ipsec_key: ['/etc/swanctl/private/gw.pem', '/etc/swanctl/private/gw.pem'],
+    ipsec_ca_cert: ['/etc/swanctl/x509ca/ca.pem', '/etc/swanctl/x509ca/ca.pem'],
+    ipsec_ike_proposals: [['aes256-sha256-modp3072'], ['aes256-sha256-modp3072']],
+    ipsec_esp_proposals: ['aes128gcm16', ['aes128gcm16']],
+    ipsec_allow_weak: ['0', false],
+    ipsec_timeout: ['45', 45],
+    ipsec_vici_socket: ['/var/run/charon.vici', '/var/run/charon.vici'],
     // --- RFC conformance (issue 16) ---
     optimistic_dad: ['0', false],
-    sc_answer_from_other_address: ['1', true],
+    // off: with ipsec on (above) the loader refuses it on (the SA covers only the dialled address).
+    sc_answer_from_other_address: ['off', false],
     sdp_offer_file: ['/tmp/softwire-offer.sdp', '/tmp/softwire-offer.sdp'],
     // --- Setup deadlines and readiness (issue 15: orchestration) ---
     sccrp_timeout: ['30', 30],
@@ -201,6 +213,7 @@ describe('option mapping', () => {
   const FILES: Record<string, [UciValue, unknown]> = {
     password_file: ['/etc/softwire/password', '/etc/softwire/password'],
     tunnel_secret_file: ['/etc/softwire/tsecret', '/etc/softwire/tsecret'],
+    ipsec_psk_file: ['/etc/softwire/ipsec.psk', '/etc/softwire/ipsec.psk'],
   };
 
   test('the test tables cover every option in the mapping', () => {
