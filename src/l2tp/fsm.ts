@@ -16,6 +16,42 @@ export interface Transition<S extends string, A extends string> {
   next: S;
 }
 
+/**
+ * The interpreter both machines share: look up the cell for (state, event), move to its
+ * next state, run its actions in order. An action can itself dispatch (a send that fails
+ * the channel raises Failed, which moves the tunnel and its session on); the remaining
+ * actions of the first cell then belong to a transition that no longer holds and are
+ * skipped.
+ */
+export abstract class TableMachine<S extends string, E extends string, A extends string, C, O> {
+  /** The last event and the table actions it ran (for tests and traces). */
+  lastEvent: E | undefined;
+  lastActions: A[] = [];
+  private generation = 0;
+
+  protected constructor(
+    public state: S,
+    private readonly lookup: (state: S, event: E) => Transition<S, A> | null,
+  ) {}
+
+  dispatch(event: E, ctx: C): O[] {
+    const t = this.lookup(this.state, event);
+    if (!t) return [];
+    const gen = ++this.generation;
+    this.lastEvent = event;
+    this.lastActions = t.actions;
+    this.state = t.next;
+    const out: O[] = [];
+    for (const a of t.actions) {
+      out.push(...this.run(a, ctx));
+      if (this.generation !== gen) break;
+    }
+    return out;
+  }
+
+  protected abstract run(action: A, ctx: C): O[];
+}
+
 function parseTable<S extends string, E extends string, A extends string>(
   states: readonly S[],
   events: readonly E[],

@@ -1,6 +1,6 @@
 import type { Bearer, Framing, ResultCode } from './avps';
 import type { DataSequencing } from './data';
-import { type SessionActionName, type SessionEvent, sessionTransition } from './fsm';
+import { type SessionActionName, type SessionEvent, sessionTransition, TableMachine } from './fsm';
 import type { DownAction, LacAction, SessionState } from './lac-types';
 import type { MessageName, RequiredValues } from './messages';
 
@@ -36,42 +36,26 @@ export interface SessionContext {
 
 const nonZero16 = (b: Uint8Array): number => (b[0]! << 8) | b[1]! || 1;
 
-export class SessionMachine {
-  state: SessionState = 'idle';
+export class SessionMachine extends TableMachine<SessionState, SessionEvent, SessionActionName, SessionContext, LacAction> {
   localId: number | undefined;
   remoteId: number | undefined;
   callSerial: number;
-  /** The last event and the table actions it ran (for tests and traces). */
-  lastEvent: SessionEvent | undefined;
-  lastActions: SessionActionName[] = [];
-  private generation = 0;
 
   constructor(
     private readonly host: SessionHost,
     private readonly settings: SessionSettings,
     readonly data: DataSequencing,
   ) {
+    super('idle', sessionTransition);
     const cs = host.random(4);
     this.callSerial = ((cs[0]! << 24) | (cs[1]! << 16) | (cs[2]! << 8) | cs[3]!) >>> 0;
   }
 
-  dispatch(event: SessionEvent, ctx: SessionContext = {}): LacAction[] {
-    const t = sessionTransition(this.state, event);
-    if (!t) return [];
-    const gen = ++this.generation;
-    this.lastEvent = event;
-    this.lastActions = t.actions;
-    this.state = t.next;
-    const out: LacAction[] = [];
-    for (const a of t.actions) {
-      out.push(...this.run(a, ctx));
-      // A send can fail the tunnel, whose TunnelDown has already moved this session on.
-      if (this.generation !== gen) break;
-    }
-    return out;
+  override dispatch(event: SessionEvent, ctx: SessionContext = {}): LacAction[] {
+    return super.dispatch(event, ctx);
   }
 
-  private run(a: SessionActionName, ctx: SessionContext): LacAction[] {
+  protected run(a: SessionActionName, ctx: SessionContext): LacAction[] {
     switch (a) {
       case 'icrq': {
         this.localId = nonZero16(this.host.random(2));

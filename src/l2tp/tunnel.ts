@@ -2,7 +2,7 @@ import { startTimer, stopTimer } from '../core/actions';
 import { challengeResponse, type Secret } from './avp';
 import type { AvpValues, Bearer, Framing, ResultCode } from './avps';
 import { type ChannelAction, type ChannelConfig, ControlChannel } from './channel';
-import { type TunnelActionName, type TunnelEvent, tunnelTransition } from './fsm';
+import { TableMachine, type TunnelActionName, type TunnelEvent, tunnelTransition } from './fsm';
 import {
   type Delivered,
   type DownAction,
@@ -59,48 +59,32 @@ export interface TunnelContext {
 
 const nonZero16 = (b: Uint8Array): number => (b[0]! << 8) | b[1]! || 1;
 
-export class TunnelMachine {
-  state: TunnelState = 'idle';
+export class TunnelMachine extends TableMachine<TunnelState, TunnelEvent, TunnelActionName, TunnelContext, LacAction> {
   readonly localId: number;
   remoteId: number | undefined;
   readonly channel: ControlChannel<Delivered>;
   peerInfo: Omit<TunnelInfo, 'localTunnelId' | 'remoteTunnelId'> | undefined;
   /** Data or control seen since the HELLO timer was armed. */
   rxSinceHello = false;
-  /** The last event and the table actions it ran (for tests and traces). */
-  lastEvent: TunnelEvent | undefined;
-  lastActions: TunnelActionName[] = [];
   private readonly lingerMs: number;
   private ourChallenge: Uint8Array | undefined;
   private helloRunning = false;
   private stopCcnSent = false;
   private lingering = false;
-  private generation = 0;
 
   constructor(
     private readonly host: TunnelHost,
     private readonly settings: TunnelSettings,
     private readonly counters: LacCounters,
   ) {
+    super('idle', tunnelTransition);
     this.channel = new ControlChannel<Delivered>({ ...settings.channel, receiveWindow: Math.max(1, settings.receiveWindowSize) });
     this.lingerMs = settings.lingerMs ?? this.channel.retransmissionCycleMs();
     this.localId = nonZero16(host.random(2));
   }
 
-  dispatch(event: TunnelEvent, ctx: TunnelContext = {}): LacAction[] {
-    const t = tunnelTransition(this.state, event);
-    if (!t) return [];
-    const gen = ++this.generation;
-    this.lastEvent = event;
-    this.lastActions = t.actions;
-    this.state = t.next;
-    const out: LacAction[] = [];
-    for (const a of t.actions) {
-      out.push(...this.run(a, ctx));
-      // A send can fail the channel, whose Failed event has already moved the tunnel on.
-      if (this.generation !== gen) break;
-    }
-    return out;
+  override dispatch(event: TunnelEvent, ctx: TunnelContext = {}): LacAction[] {
+    return super.dispatch(event, ctx);
   }
 
   /** Clears the tunnel: with StopCCN once the SC knows us (Close), silently before (Abort). */
@@ -195,7 +179,7 @@ export class TunnelMachine {
 
   // ---------------------------------------------------------------- actions
 
-  private run(a: TunnelActionName, ctx: TunnelContext): LacAction[] {
+  protected run(a: TunnelActionName, ctx: TunnelContext): LacAction[] {
     switch (a) {
       case 'sccrq':
         return this.sendSccrq();

@@ -4,11 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSdp } from '../../src/sdp/sdp';
 import { describe, test } from 'node:test';
-import { scLayout, type ScLayout } from '../lab/topology';
+import { type ScLayout } from '../lab/topology';
+import { agent, emulator, layout } from '../helpers/emulator-rig';
 import { link, waitFor } from '../lab/netns';
 import { AgentProc, type LogLine } from '../helpers/agent-proc';
-import type { EmulatorScript } from '../peer/emulator-main';
-import { EmulatorProc } from '../peer/emulator-proc';
 
 /**
  * Issue 16: the real agent against the SC emulator playing what real concentrators
@@ -18,27 +17,6 @@ import { EmulatorProc } from '../peer/emulator-proc';
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'needs root (network namespaces)';
 
-type T = { after: (fn: () => unknown) => void; diagnostic: (m: string) => void };
-
-function layout(t: T): ScLayout {
-  const lay = scLayout();
-  t.after(() => lay.topo.destroy());
-  return lay;
-}
-
-async function emulator(t: T, lay: ScLayout, script: EmulatorScript): Promise<EmulatorProc> {
-  const e = await EmulatorProc.start(lay.sc, { host: lay.scAddress, port: 1701, ...script });
-  t.after(() => e.stop());
-  return e;
-}
-
-function agent(t: T, lay: ScLayout, args: string[] = []): AgentProc {
-  const a = AgentProc.start(lay.cpe, ['--sc', lay.scAddress, '--user', 'cpe1', '--reconnect-initial', '0.2', '--reconnect-cap', '8', ...args], {
-    password: 'secret1',
-  });
-  t.after(() => a.stop());
-  return a;
-}
 
 const time = (l: LogLine): number => Date.parse(l.time as string);
 

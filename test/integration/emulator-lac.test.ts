@@ -1,11 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { scLayout, type ScLayout } from '../lab/topology';
-import { AgentProc } from '../helpers/agent-proc';
+import { agent, emulator, layout } from '../helpers/emulator-rig';
 import { encodeControl, encodeControlBody } from '../../src/l2tp/messages';
 import { type DataRecord, sbfdAvp } from '../peer/emulator';
-import type { EmulatorScript } from '../peer/emulator-main';
-import { EmulatorProc } from '../peer/emulator-proc';
 
 /**
  * The real agent (bin/softwire in the cpe namespace) against the scriptable SC
@@ -17,27 +14,6 @@ import { EmulatorProc } from '../peer/emulator-proc';
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'needs root (network namespaces)';
 
-type T = { after: (fn: () => unknown) => void; diagnostic: (m: string) => void };
-
-function layout(t: T): ScLayout {
-  const lay = scLayout();
-  t.after(() => lay.topo.destroy());
-  return lay;
-}
-
-async function emulator(t: T, lay: ScLayout, script: EmulatorScript): Promise<EmulatorProc> {
-  const e = await EmulatorProc.start(lay.sc, { host: lay.scAddress, port: 1701, ...script });
-  t.after(() => e.stop());
-  return e;
-}
-
-function agent(t: T, lay: ScLayout, args: string[] = [], sc: string[] = [lay.scAddress]): AgentProc {
-  const a = AgentProc.start(lay.cpe, [...sc.flatMap((s) => ['--sc', s]), '--user', 'cpe1', '--reconnect-initial', '0.2', '--reconnect-cap', '8', ...args], {
-    password: 'secret1',
-  });
-  t.after(() => a.stop());
-  return a;
-}
 
 describe('agent against the SC emulator', { skip }, () => {
   test('tunnel, session, PPP (CHAP) and IPv6 come up; the emulator assigns the interface-id and delegates a prefix', async (t) => {

@@ -3,11 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { scLayout, type ScLayout } from '../lab/topology';
-import { AgentProc } from '../helpers/agent-proc';
+import { agent, emulator, layout } from '../helpers/emulator-rig';
 import { encodeControl, encodeControlBody } from '../../src/l2tp/messages';
-import type { EmulatorScript } from '../peer/emulator-main';
-import { EmulatorProc } from '../peer/emulator-proc';
 
 /**
  * Teardown the SC can see, and an exit that happens (issue 15), with the real agent
@@ -24,26 +21,7 @@ import { EmulatorProc } from '../peer/emulator-proc';
 const root = process.getuid?.() === 0;
 const skip = root ? false : 'needs root (network namespaces)';
 
-type T = { after: (fn: () => unknown) => void; diagnostic: (m: string) => void };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function layout(t: T): ScLayout {
-  const lay = scLayout();
-  t.after(() => lay.topo.destroy());
-  return lay;
-}
-
-async function emulator(t: T, lay: ScLayout, script: EmulatorScript): Promise<EmulatorProc> {
-  const e = await EmulatorProc.start(lay.sc, { host: lay.scAddress, port: 1701, ...script });
-  t.after(() => e.stop());
-  return e;
-}
-
-function agent(t: T, lay: ScLayout, args: string[] = []): AgentProc {
-  const a = AgentProc.start(lay.cpe, ['--sc', lay.scAddress, '--user', 'cpe1', '--reconnect-initial', '0.2', '--reconnect-cap', '8', ...args], { password: 'secret1' });
-  t.after(() => a.stop());
-  return a;
-}
 
 describe('teardown the SC sees, exit that happens', { skip }, () => {
   test('SIGTERM with the first StopCCN lost: the agent retransmits it within its 3 s budget and the SC closes the tunnel', async (t) => {

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../lab/netns';
 import { DISPATCHER_CGI, EMPTY_CONFIGS, LUCI_RPC_STANDIN } from '../openwrt-luci/dispatcher-standin';
-import { LuciRig, REPO, rigUnavailable } from '../openwrt-luci/rig';
+import { LUCI_TEST_NETWORK as NETWORK, LuciRig, REPO, rigUnavailable } from '../openwrt-luci/rig';
 import { login, ubusRpc } from '../openwrt-luci/rpc';
 
 /**
@@ -37,31 +37,6 @@ function skipReason(): string {
 }
 const skip = skipReason();
 
-const NETWORK = `config interface 'loopback'
-	option device 'lo'
-	option proto 'static'
-	option ipaddr '127.0.0.1'
-	option netmask '255.0.0.0'
-
-config interface 'wan'
-	option device '{WAN}'
-	option proto 'static'
-	option ipaddr '192.0.2.2'
-	option netmask '255.255.255.0'
-
-config interface 'sw6'
-	option proto 'softwire'
-	list server '192.0.2.9'
-	option password 'secret1'
-	option auto '0'
-
-config interface 'lan'
-	option device '{LAN}'
-	option proto 'static'
-	option ipaddr '192.168.1.1'
-	option netmask '255.255.255.0'
-	option ip6assign '64'
-`;
 
 describe('LuCI page in a real browser with LuCI\'s own code', { skip: skip || false, timeout: 20 * 60_000 }, () => {
   let rig: LuciRig;

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { waitFor } from '../lab/netns';
-import { LuciRig, REPO, rigUnavailable } from '../openwrt-luci/rig';
+import { LUCI_TEST_NETWORK as NETWORK, LuciRig, REPO, rigUnavailable } from '../openwrt-luci/rig';
 import { NULL_SESSION, login, ubusRpc } from '../openwrt-luci/rpc';
 
 /**
@@ -19,31 +19,6 @@ import { NULL_SESSION, login, ubusRpc } from '../openwrt-luci/rpc';
 
 const unavailable = rigUnavailable();
 
-const NETWORK = `config interface 'loopback'
-	option device 'lo'
-	option proto 'static'
-	option ipaddr '127.0.0.1'
-	option netmask '255.0.0.0'
-
-config interface 'wan'
-	option device '{WAN}'
-	option proto 'static'
-	option ipaddr '192.0.2.2'
-	option netmask '255.255.255.0'
-
-config interface 'sw6'
-	option proto 'softwire'
-	list server '192.0.2.9'
-	option password 'secret1'
-	option auto '0'
-
-config interface 'lan'
-	option device '{LAN}'
-	option proto 'static'
-	option ipaddr '192.168.1.1'
-	option netmask '255.255.255.0'
-	option ip6assign '64'
-`;
 
 // What LuCI's own ACL files grant an administrator for the interface page:
 // luci-base's ubus access to the uci object, luci-mod-network's uci "network" and

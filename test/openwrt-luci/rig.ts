@@ -212,3 +212,34 @@ export class LuciRig {
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * /etc/config/network of the LuCI tests: WAN and LAN with static addresses, the LAN
+ * numbered from the delegated prefix (ip6assign 64), and a softwire section sw6 that the
+ * page edits: its user name is left out, so saving it unchanged must be refused.
+ */
+export const LUCI_TEST_NETWORK = `config interface 'loopback'
+	option device 'lo'
+	option proto 'static'
+	option ipaddr '127.0.0.1'
+	option netmask '255.0.0.0'
+
+config interface 'wan'
+	option device '{WAN}'
+	option proto 'static'
+	option ipaddr '192.0.2.2'
+	option netmask '255.255.255.0'
+
+config interface 'sw6'
+	option proto 'softwire'
+	list server '192.0.2.9'
+	option password 'secret1'
+	option auto '0'
+
+config interface 'lan'
+	option device '{LAN}'
+	option proto 'static'
+	option ipaddr '192.168.1.1'
+	option netmask '255.255.255.0'
+	option ip6assign '64'
+`;
