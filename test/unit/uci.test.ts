@@ -197,6 +197,7 @@ describe('option mapping', () => {
     ipsec_timeout: ['45', 45],
     ipsec_vici_socket: ['/var/run/charon.vici', '/var/run/charon.vici'],
     // --- RFC conformance (issue 16) ---
+    offloads: ['0', false],
     optimistic_dad: ['0', false],
     // off: with ipsec on (above) the loader refuses it on (the SA covers only the dialled address).
     sc_answer_from_other_address: ['off', false],
