@@ -57,7 +57,8 @@ export async function bootGuest(command: string, opts: { timeoutMs: number; memM
   writeFileSync(
     init,
     `#!/bin/sh
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp
+# /usr/local/bin: where node lives when it did not come from Debian's package.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp
 mount -t proc proc /proc; mount -t sysfs sys /sys
 mount -t tmpfs tmp /tmp; mount -t tmpfs run /run
 mount -t hostfs none /mnt -o ${out}
@@ -69,7 +70,8 @@ echo "modules $(date +%T.%N)"
 ip link set lo up
 ( ${command} ); echo "exit=$?" > /mnt/exit
 sync
-halt -f
+# A minbase Debian has no halt (no init system); busybox (in the test packages) has one.
+halt -f 2>/dev/null || busybox halt -f
 `,
     { mode: 0o755 },
   );
