@@ -23,6 +23,7 @@ import { type EchoConfig, EchoKeepalive, type EchoOutput, type EchoStatus } from
 import { decodeFrame, encodeFrame, PppDecodeError, PROTO } from './frame';
 import { IpcpHandler, type IpcpResult } from './ipcp';
 import { formatIid, Ipv6cpHandler, type Ipv6cpResult } from './ipv6cp';
+import { TokenBucket } from '../core/token-bucket';
 import { buildProtocolReject, type LcpCredentials, LcpHandler, type RandomBytes } from './lcp';
 
 export type NcpPolicy = 'ipv6' | 'ipv4' | 'dual';
@@ -107,6 +108,8 @@ export class PppLink {
   private downSent = false;
   private reason = '';
   private protoRejId = 0;
+  /** Protocol-Rejects: 20 back to back, then 10 a second (a real peer rejects a handful of protocols once). */
+  private readonly protoRejBudget = new TokenBucket(20, 10);
   private ipv4: IpcpLinkResult | null = null;
   private readonly counters = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, drops: {} as Record<string, number> };
 
@@ -306,6 +309,9 @@ export class PppLink {
   }
 
   private protocolReject(protocol: number, payload: Buffer): void {
+    // Each unknown protocol number deserves its answer (RFC 1661 5.7), but a flood of them
+    // (forged frames from the SC's address) must not turn into a flood of ours.
+    if (!this.protoRejBudget.take(this.now)) return this.drop('protocol reject rate-limited');
     this.drop('protocol rejected');
     this.protoRejId = (this.protoRejId + 1) & 0xff;
     const pkt = buildProtocolReject(this.protoRejId, protocol, payload, this.lcpHandler.negotiated.peerMru);

@@ -105,6 +105,13 @@ test('over 100,000 hostile datagrams from the SC address/port and a spoofed one:
   assert.ok(dropped > 10_000, 'the flood was counted under named drop reasons');
   assert.ok(after.counters.drops['transport.foreign-source']! > 0, 'spoofed source counted');
   assert.ok(rss1 - rss0 < 16 * 1024, `RSS grew by ${((rss1 - rss0) / 1024).toFixed(1)} MB`);
+  // Every PPP protocol number arrived; we must not reflect them all back as Protocol-Rejects
+  // (20 back to back, then 10 per second: see src/ppp/link.ts).
+  const rejected = (after.counters.drops['ppp.protocol-rejected'] ?? 0) - (up.counters.drops['ppp.protocol-rejected'] ?? 0);
+  const elapsedS = (Date.now() - t0) / 1000;
+  t.diagnostic(`Protocol-Rejects sent during the flood: ${rejected} (rate-limited: ${after.counters.drops['ppp.protocol-reject-rate-limited'] ?? 0})`);
+  assert.ok(rejected <= 20 + 10 * Math.ceil(elapsedS + 1), `${rejected} Protocol-Rejects in ${elapsedS.toFixed(1)} s`);
+  assert.ok((after.counters.drops['ppp.protocol-reject-rate-limited'] ?? 0) > 1000);
   // Logged at most once per reason per minute: no flood in the log.
   const dropLines = a.lines.filter((l) => /dropped at an I\/O edge/.test(l.msg));
   assert.ok(dropLines.length <= 20, `${dropLines.length} drop log lines`);

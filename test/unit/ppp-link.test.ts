@@ -341,6 +341,25 @@ test('frames before LCP is open are dropped and counted; unknown protocols are P
   assert.equal(w.link.status().counters.framesIn > 5, true);
 });
 
+test('a flood of unknown protocols gets a bounded number of Protocol-Rejects (20 back to back, then 10 per second)', () => {
+  const peer = new L2tpnsPeer();
+  const w = world(peer);
+  w.start();
+  assert.equal(w.link.phase, 'open');
+  const rejects = () => peer.seen.filter((s) => s.protocol === PROTO.LCP && s.code === CODE.PROTO_REJ).length;
+  const t0 = w.clock.now();
+  for (let p = 0; p < 1000; p++) w.take(w.link.receive(encodeFrame(0x8101 + 2 * p, Buffer.from([1, 1, 0, 4])), t0));
+  assert.equal(rejects(), 20);
+  const drops = w.link.status().counters.drops;
+  assert.equal(drops['protocol-rejected'], 20);
+  assert.equal(drops['protocol-reject-rate-limited'], 980);
+  // One second later the bucket has refilled by ten, never beyond.
+  for (let p = 0; p < 100; p++) w.take(w.link.receive(encodeFrame(0x8101 + 2 * p, Buffer.from([1, 1, 0, 4])), t0 + 1000));
+  assert.equal(rejects(), 30);
+  // The link itself is untouched by the flood.
+  assert.equal(w.link.phase, 'open');
+});
+
 test('peer Terminate-Request: link down with the peer message, closed after one restart period', () => {
   const peer = new L2tpnsPeer();
   const w = world(peer);
