@@ -89,7 +89,9 @@ describe('agent lifecycle: control verbs against l2tpns', { skip }, () => {
     const w = await cli(['wait', '--state', 'up', '--timeout', '2', '--control-socket', a.socket]);
     assert.equal(w.code, 1, w.stdout + w.stderr);
     assert.match(w.stderr, /not up after 2 s \(state is connecting\)/);
-    assert.ok(w.tookMs >= 2000 && w.tookMs < 5000, `${w.tookMs} ms`);
+    // Not before its timeout; the upper bound leaves room for starting node on a loaded machine
+    // (5.8 s seen at load 18) while still telling "gave up at 2 s" from "waited for the attempt".
+    assert.ok(w.tookMs >= 2000 && w.tookMs < 15_000, `${w.tookMs} ms`);
   });
 
   test('down closes the tunnel (StopCCN at l2tpns) and holds; up brings it back; reconnect gives a new tunnel', async (t) => {
