@@ -19,9 +19,14 @@ export class Backoff {
   private failures = 0;
 
   constructor(
-    private readonly opts: BackoffOptions,
-    private readonly rng: Rng = Math.random,
+    private opts: BackoffOptions,
+    private readonly rng: Rng,
   ) {}
+
+  /** New timings (config reload); the failure count stays. */
+  configure(opts: BackoffOptions): void {
+    this.opts = opts;
+  }
 
   /** The delay before the next attempt; counts one more failure. */
   next(): number {

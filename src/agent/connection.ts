@@ -136,6 +136,7 @@ export class Connection {
       hostName: c.hostname,
       vendorName: 'softwire',
       secret: d.secrets.tunnelSecret,
+      random: (n) => new Uint8Array(randomBytes(n)),
       helloIntervalMs: c.helloInterval * 1000,
       channel: {
         initialTimeoutMs: c.retransmitInitial * 1000,

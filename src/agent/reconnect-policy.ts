@@ -1,4 +1,5 @@
 import type { Rng } from '../util/random';
+import { Backoff, type BackoffOptions } from './backoff';
 
 /**
  * The Supervisor's reconnect policy as a pure core: after an attempt ended, which
@@ -22,12 +23,7 @@ import type { Rng } from '../util/random';
  * connection that came fully up resets it.
  */
 
-export interface ReconnectSettings {
-  initialMs: number;
-  capMs: number;
-  /** 0..1: fraction of each delay drawn at random. */
-  jitter: number;
-}
+export type ReconnectSettings = BackoffOptions;
 
 /** What the Supervisor knows about why an attempt ended. */
 export interface EndedBecause {
@@ -50,15 +46,16 @@ export interface RetryDecision {
 export const PERMANENT_FLOOR = 0.25;
 
 export class ReconnectPolicy {
-  private failures = 0;
+  private readonly backoff: Backoff;
+  private capMs: number;
   private scIndex = 0;
   /** "Try another" answers in a row since the last success or other failure. */
   private elsewhereInARow = 0;
 
-  constructor(
-    private settings: ReconnectSettings,
-    private readonly random: Rng,
-  ) {}
+  constructor(settings: ReconnectSettings, random: Rng) {
+    this.backoff = new Backoff(settings, random);
+    this.capMs = settings.capMs;
+  }
 
   /** The SC to dial now (index into the list). */
   get sc(): number {
@@ -66,23 +63,24 @@ export class ReconnectPolicy {
   }
 
   get attempts(): number {
-    return this.failures;
+    return this.backoff.attempts;
   }
 
   /** New timings (config reload); the failure count stays. */
   configure(s: ReconnectSettings): void {
-    this.settings = s;
+    this.backoff.configure(s);
+    this.capMs = s.capMs;
   }
 
   /** The connection came fully up: the next failure starts from the initial delay. */
   up(): void {
-    this.failures = 0;
+    this.backoff.reset();
     this.elsewhereInARow = 0;
   }
 
   /** Operator or config asked for a fresh start: dial at once, backoff from the beginning. */
   reset(): void {
-    this.failures = 0;
+    this.backoff.reset();
   }
 
   /** An attempt failed; `scCount` is how many SCs the list has now. */
@@ -92,15 +90,8 @@ export class ReconnectPolicy {
     if (elsewhere || unreachable) this.scIndex++;
     this.elsewhereInARow = elsewhere ? this.elsewhereInARow + 1 : 0;
     if (elsewhere && this.elsewhereInARow < scCount) return { scIndex: this.scIndex, delayMs: 0, rule: 'try-another-now' };
-    const delay = this.backoff();
-    if (why.permanent) return { scIndex: this.scIndex, delayMs: Math.max(delay, this.settings.capMs * PERMANENT_FLOOR), rule: 'will-not-fix-itself' };
+    const delay = this.backoff.next();
+    if (why.permanent) return { scIndex: this.scIndex, delayMs: Math.max(delay, this.capMs * PERMANENT_FLOOR), rule: 'will-not-fix-itself' };
     return { scIndex: this.scIndex, delayMs: delay, rule: elsewhere ? 'try-another-backoff' : unreachable ? 'unreachable' : 'backoff' };
-  }
-
-  private backoff(): number {
-    const s = this.settings;
-    const base = Math.min(s.capMs, s.initialMs * 2 ** Math.min(this.failures, 52));
-    this.failures++;
-    return base * (1 - s.jitter * this.random());
   }
 }

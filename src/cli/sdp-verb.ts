@@ -147,7 +147,7 @@ export function registerSdpVerb(program: Command, io: CliIo = processIo()): void
         }
       }
       try {
-        io.out(l2tpOfferText({ address, port: opts.port }));
+        io.out(l2tpOfferText({ address, port: opts.port, now: new Date() }));
         io.setExitCode(EXIT_OK);
       } catch (e) {
         io.err(`softwire: ${(e as Error).message}\n`);

@@ -39,8 +39,8 @@ export interface LacConfig {
   peerAddressPolicy?: PeerAddressPolicy;
   /** How long to keep acknowledging after the last exchange of a teardown (RFC 2661 5.7/5.8). */
   lingerMs?: number;
-  /** Source of randomness for IDs and challenges; tests make it deterministic. */
-  random?: (n: number) => Uint8Array;
+  /** Source of randomness for IDs and challenges (the driver passes the system's CSPRNG; tests a seeded one). */
+  random: (n: number) => Uint8Array;
 }
 
 export const TUNNEL_STATES = ['idle', 'wait-ctl-reply', 'established', 'closing', 'closed'] as const;

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { ResultCode } from './avps';
 import { DataSequencing } from './data';
 import { L2tpDecodeError } from './errors';
@@ -80,7 +79,7 @@ export class Lac {
   };
 
   constructor(config: LacConfig) {
-    const random = config.random ?? ((n: number) => new Uint8Array(randomBytes(n)));
+    const random = config.random;
     this.secret = config.secret;
     this.peerPolicy = config.peerAddressPolicy ?? 'first-reply';
     this.autoSession = config.autoSession ?? true;

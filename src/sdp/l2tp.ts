@@ -23,18 +23,18 @@ export const L2TP_PORT = 1701;
 /** Seconds between the NTP epoch (1900) and the Unix epoch; RFC 8866 5.2 suggests NTP times for session ids. */
 const NTP_UNIX_OFFSET = 2208988800;
 
-export interface L2tpOfferOptions {
+/** The o= session id comes from the caller: given as is, or derived from `now` (the core has no clock). */
+export type L2tpOfferOptions = L2tpOfferFields & ({ sessionId: string; now?: Date } | { sessionId?: undefined; now: Date });
+
+interface L2tpOfferFields {
   /** Our address as an IPv4 or IPv6 literal: where the SC should expect us. */
   address: string;
   /** Non-zero port to put on the m= line (draft 3.1); default 1701. */
   port?: number;
-  /** o= session id (digits); default: derived from `now` as an NTP timestamp. */
-  sessionId?: string;
   /** o= session version; default: the session id. Increase it for each re-offer (draft 6). */
   sessionVersion?: string;
   /** s= session name. */
   name?: string;
-  now?: Date;
 }
 
 export function ntpSeconds(now: Date): string {
@@ -48,7 +48,7 @@ export function buildL2tpOffer(opts: L2tpOfferOptions): SdpSession {
   if (isMulticast(opts.address)) throw new Error(`offer address ${opts.address} is a multicast address`);
   const port = opts.port ?? L2TP_PORT;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`offer port ${port} is not 1-65535 (the draft forbids 0)`);
-  const sessionId = opts.sessionId ?? ntpSeconds(opts.now ?? new Date());
+  const sessionId = opts.sessionId !== undefined ? opts.sessionId : ntpSeconds(opts.now);
   const sessionVersion = opts.sessionVersion ?? sessionId;
   for (const [what, v] of [
     ['session id', sessionId],

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { Lac, type LacAction, type LacConfig } from '../../src/l2tp/lac';
 import { Emulator, type EmulatorOptions } from '../peer/emulator';
@@ -18,7 +19,7 @@ async function pair(t: { after: (fn: () => unknown) => void }, opts: EmulatorOpt
   const timers = new Map<string, NodeJS.Timeout>();
   const events: LacAction[] = [];
   let peerPort = emu.address.port;
-  const lac = new Lac({ hostName: 'self-test', ...lacCfg });
+  const lac = new Lac({ hostName: 'self-test', random: (n) => new Uint8Array(randomBytes(n)), ...lacCfg });
   const run = (acts: LacAction[]) => {
     for (const a of acts) {
       if (a.type === 'send') sock.send(a.bytes, peerPort, host);

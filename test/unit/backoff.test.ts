@@ -4,7 +4,7 @@ import { Backoff } from '../../src/agent/backoff';
 import { seededRng } from '../../src/util/random';
 
 test('backoff doubles from the initial delay up to the cap without jitter', () => {
-  const b = new Backoff({ initialMs: 1000, capMs: 8000, jitter: 0 });
+  const b = new Backoff({ initialMs: 1000, capMs: 8000, jitter: 0 }, seededRng(1));
   assert.deepEqual([1, 2, 3, 4, 5, 6].map(() => b.next()), [1000, 2000, 4000, 8000, 8000, 8000]);
   b.reset();
   assert.equal(b.next(), 1000);

@@ -50,9 +50,9 @@ describe('offer (draft 3.1)', () => {
   });
 
   test('rejects a name, a multicast address, port 0 and a non-numeric session id', () => {
-    assert.throws(() => buildL2tpOffer({ address: 'host.example' }), /not an IPv4 or IPv6 address/);
-    assert.throws(() => buildL2tpOffer({ address: '239.1.1.1' }), /multicast/);
-    assert.throws(() => buildL2tpOffer({ address: '192.0.2.1', port: 0 }), /not 1-65535 \(the draft forbids 0\)/);
+    assert.throws(() => buildL2tpOffer({ address: 'host.example', sessionId: '1' }), /not an IPv4 or IPv6 address/);
+    assert.throws(() => buildL2tpOffer({ address: '239.1.1.1', sessionId: '1' }), /multicast/);
+    assert.throws(() => buildL2tpOffer({ address: '192.0.2.1', port: 0, sessionId: '1' }), /not 1-65535 \(the draft forbids 0\)/);
     assert.throws(() => buildL2tpOffer({ address: '192.0.2.1', sessionId: '12a' }), /session id "12a" is not a number/);
   });
 });
