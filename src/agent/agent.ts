@@ -1,28 +1,21 @@
-import { spawn } from 'node:child_process';
-import { lookup } from 'node:dns/promises';
-import { isIP } from 'node:net';
-import { type Secrets, explicitKeys, parseScAddress } from '../config/load';
+import type { Secrets } from '../config/load';
+import { explicitKeys } from '../config/load';
 import type { Config } from '../config/schema';
 import { RealScheduler, type Scheduler } from '../core/scheduler';
+import type { Endpoint } from '../io/udp-socket';
+import { sourceAddressFor } from '../io/udp-socket';
+import type { IpsecGuard } from '../ipsec/guard';
 import type { Prefix } from '../ipv6/packet';
 import type { Logger } from '../log';
-import type { Netlink } from '../platform/netlink';
-import type { Sysctl } from '../platform/sysctl';
 import type { Rng } from '../util/random';
-import type { ReconnectSettings } from './reconnect-policy';
-import { Supervisor, type SupervisorInput, type SupervisorOutput, needsReconnect } from './supervisor';
-import { Connection, type ConnectionEvent, OVERHEAD_IPV4, OVERHEAD_IPV6, type TunLike } from './connection';
+import type { ConnectionEvent } from './connection';
 import { ControlServer, type ControlReply, type ControlRequest } from './control';
-import { Installer, type InstallerHooks } from './installer';
-import { type EffectiveKeepalive, effectiveKeepalive } from './keepalive';
-import { type AgentState, type KeepaliveStatus, type Status, emptyStatus } from './status';
-import { openDataTransport } from '../dataplane/udp';
-import { Nat44 } from '../ipv4/nat44';
-import { Dhcpv4Server } from '../lan/dhcpv4-server';
-import { type Endpoint, sourceAddressFor } from '../io/udp-socket';
-import type { IpsecGuard } from '../ipsec/guard';
-import { rename, writeFile } from 'node:fs/promises';
-import { SdpOfferer } from '../sdp/offerer';
+import { type ConnectionLike, type DialRequest, Dialer, type DialerDeps } from './dialer';
+import type { Installer, InstallerHooks } from './installer';
+import { NotifyCommand } from './notify-command';
+import type { ReconnectSettings } from './reconnect-policy';
+import { type AgentState, type Status, emptyStatus } from './status';
+import { Supervisor, type SupervisorInput, type SupervisorOutput, needsReconnect } from './supervisor';
 
 /**
  * The agent: the driver of the Supervisor core (supervisor.ts), which decides the
@@ -31,50 +24,14 @@ import { SdpOfferer } from '../sdp/offerer';
  * and feeds their results back in; it owns the control socket and the WAN watch.
  */
 
-/** What the agent needs of one softwire attempt; `Connection` in production, a fake in unit tests. */
-export interface ConnectionLike {
-  readonly sc: Endpoint;
-  start(): void;
-  /** Goodbyes within `budgetMs`, then release everything; `release: false` keeps the DHCPv6 lease (a reconnect). */
-  stop(budgetMs: number, opts?: { release?: boolean }): Promise<void>;
-  /** Release at once, no goodbyes. */
-  dispose(): void;
-  /**
-   * After stop() the tunnel may still hold its socket to retransmit StopCCN and answer
-   * the SC's retransmissions (RFC 2661 5.7); `cb` runs when it let go.
-   */
-  onReleased?(cb: () => void): void;
-  localAddress(): string;
-  fillStatus(s: Status): void;
-}
+export type { ConnectionLike, DialRequest };
 
-export interface DialRequest {
-  sc: Endpoint;
-  local: string;
-  mtu: number;
-  installer: Installer;
-  previousPrefix?: Prefix;
-  log: Logger;
-  emit: (ev: ConnectionEvent) => void;
-  /** HELLO/Echo timers for this dial: the configured ones, or NAT-safe ones when the local address is private/shared. */
-  keepalive: EffectiveKeepalive;
-}
-
-export interface AgentDeps {
-  config: Config;
-  secrets: Secrets;
-  log: Logger;
-  netlink: Netlink;
-  sysctl: Sysctl;
-  openTun: (name: string, opts?: { slotSize?: number }) => TunLike;
-  /** DHCPv6 DUID and the last delegated prefix, kept across restarts. */
-  duid: Uint8Array;
+export interface AgentDeps extends DialerDeps {
+  /** The last delegated prefix, kept across restarts (with the DHCPv6 DUID). */
   previousPrefix?: Prefix;
   /** Called when a new prefix is delegated, to persist it. */
   savePrefix?: (p: Prefix) => void;
   installerHooks?: InstallerHooks;
-  /** SC endpoints from an SDP answer, used instead of config.sc. */
-  scOverride?: Endpoint[];
   /** Progress lines for humans (the demo); logs carry the same. */
   onProgress?: (line: string) => void;
   /** Timers of the agent itself (backoff, WAN debounce, waits); a FakeClock in tests. */
@@ -83,8 +40,6 @@ export interface AgentDeps {
   rng?: Rng;
   /** The local address the kernel would use towards the SC; rejects when there is no route. */
   sourceAddress?: (sc: Endpoint) => Promise<string>;
-  /** Builds one connection attempt; rejects if the transport cannot be opened. */
-  dial?: (r: DialRequest) => Promise<ConnectionLike>;
   /** IPsec step 0 (RFC 5571 5, RFC 3193) when `ipsec` is on; see src/ipsec/guard.ts. */
   ipsec?: IpsecGuard;
 }
@@ -118,8 +73,7 @@ export class Agent {
   private ipsecChain: Promise<unknown> = Promise.resolve();
   /** LAN releases in flight; stop waits for them. */
   private lanChain: Promise<void> = Promise.resolve();
-  /** Issue 16 item 8: offers for sdpOfferFile, made from the bound tunnel socket. */
-  private readonly offerer = new SdpOfferer(new Date());
+  private readonly dialer = new Dialer(() => this.d);
   private readonly log: Logger;
   /** Child loggers of the running attempt: pino children keep the level they were made with. */
   private attemptLogs: Logger[] = [];
@@ -127,11 +81,7 @@ export class Agent {
   private readonly ended: Promise<void>;
   private markEnded!: () => void;
   private stopAsked = false;
-  private notifyRunning = false;
-  private notifyPending = false;
-  private keepalive: KeepaliveStatus | null = null;
-  /** One for the agent's life: its lease table must outlive a reconnect, or a restarted server would hand out leased addresses. */
-  private dhcpv4: Dhcpv4Server | undefined;
+  private readonly notifier: NotifyCommand;
 
   constructor(private d: AgentDeps) {
     this.log = d.log;
@@ -140,6 +90,7 @@ export class Agent {
     this.epoch = Date.now() - this.sched.now();
     this.sup = new Supervisor({ reconnect: reconnectSettings(d.config), random: d.rng ?? Math.random, ipsec: d.ipsec !== undefined, now: this.now() });
     this.ended = new Promise((res) => (this.markEnded = res));
+    this.notifier = new NotifyCommand(d.log, () => this.notify(), () => this.sup.stopping);
   }
 
   get state(): AgentState {
@@ -169,7 +120,7 @@ export class Agent {
     const c = this.current && 'id' in o && this.current.id === o.id ? this.current : null;
     switch (o.type) {
       case 'resolve-endpoints':
-        return void this.endpoints().then((endpoints) => this.feed({ type: 'resolved', endpoints }));
+        return void this.dialer.endpoints().then((endpoints) => this.feed({ type: 'resolved', endpoints }));
       case 'check-source':
         return void Promise.resolve()
           .then(() => (this.d.sourceAddress ?? sourceAddressFor)(o.sc))
@@ -219,7 +170,7 @@ export class Agent {
         for (const w of [...this.waiters]) if (w.state === o.state) w.done(true);
         return;
       case 'notify':
-        return this.runNotify(o.state);
+        return this.notifier.run(this.d.config.notifyCommand ?? '', o.state);
       case 'arm-timer':
         return this.sched.set(`agent:${o.key}`, Math.max(0, o.at - this.now()), () => this.feed({ type: 'timer', key: o.key }));
       case 'cancel-timer':
@@ -246,48 +197,9 @@ export class Agent {
     return p;
   }
 
-  /**
-   * Runs the notify command with the state. One run at a time; changes that arrive
-   * meanwhile are merged into a single run after it, so the receiver (e.g. netifd)
-   * sees updates in order and is never flooded. When to notify is the Supervisor's.
-   */
+  /** Asks for a notify-command run (the Supervisor decides whether one may go now). */
   notify(): void {
     this.feed({ type: 'notify-request' });
-  }
-
-  private runNotify(state: AgentState): void {
-    const cmd = this.d.config.notifyCommand;
-    if (!cmd) return;
-    if (this.notifyRunning) {
-      this.notifyPending = true;
-      return;
-    }
-    this.notifyRunning = true;
-    this.notifyPending = false;
-    const done = () => {
-      this.notifyRunning = false;
-      if (this.notifyPending) this.notify();
-    };
-    try {
-      const p = spawn(cmd, [state], { stdio: 'ignore', env: process.env });
-      const timer = setTimeout(() => p.kill('SIGKILL'), 30_000);
-      p.on('error', (e) => {
-        clearTimeout(timer);
-        this.log.warn({ cmd, err: e.message }, 'notify command failed to start');
-        done();
-      });
-      p.on('exit', (code) => {
-        clearTimeout(timer);
-        // One still running when we are told to stop reaches a receiver that is tearing
-        // down (netifd answers PERMISSION_DENIED): expected, not worth a warning.
-        if (code && this.sup.stopping) this.log.info({ cmd, code }, 'notify command refused while stopping');
-        else if (code) this.log.warn({ cmd, code }, 'notify command failed');
-        done();
-      });
-    } catch (e) {
-      this.log.warn({ cmd, err: (e as Error).message }, 'notify command failed to start');
-      done();
-    }
   }
 
   /** Starts the control socket and the WAN watch, then keeps the softwire up until stop(). */
@@ -302,43 +214,12 @@ export class Agent {
     await this.ended;
   }
 
-  private async endpoints(): Promise<Endpoint[]> {
-    // Issue 16 item 8: an SDP answer's c= may be a DNS name (RFC 8866 5.7); it is resolved like a configured one.
-    const sources = this.d.scOverride?.length ? this.d.scOverride.map((e) => ({ host: e.address, port: e.port })) : this.d.config.sc.map((s) => parseScAddress(s));
-    const out: Endpoint[] = [];
-    for (const { host, port } of sources) {
-      if (isIP(host)) out.push({ address: host, port });
-      else {
-        try {
-          for (const a of await lookup(host, { all: true })) out.push({ address: a.address, port });
-        } catch (e) {
-          this.log.warn({ host, err: (e as Error).message }, 'cannot resolve SC name');
-        }
-      }
-    }
-    return out;
-  }
-
   private async dial(id: number, sc: Endpoint, local: string, ipsecOverhead: number): Promise<void> {
     try {
-      const c = this.d.config;
-      const mtu = (c.mtu ? c.mtu : (await this.wanMtu(local)) - (isIP(sc.address) === 6 ? OVERHEAD_IPV6 : OVERHEAD_IPV4) - ipsecOverhead);
-      const keepalive = this.keepaliveFor(local);
-      const installerLog = this.log.child({ part: 'installer' });
-      const connLog = this.log.child({ sc: `${sc.address}:${sc.port}` });
-      this.attemptLogs = [installerLog, connLog];
-      const installer = new Installer(
-        this.d.netlink,
-        this.d.sysctl,
-        installerLog,
-        { routeMetric: c.routeMetric, ipv4DefaultRoute: c.ncp !== 'ipv6' || c.ipv4DefaultRoute, scAddress: sc.address, provision: c.provision, nat44: this.nat44For(c), dhcpv4: this.dhcpv4For(c) },
-        this.hooks(),
-      );
-      const emit = (ev: ConnectionEvent) => this.connectionEvent(id, ev);
-      const r: DialRequest = { sc, local, mtu, installer, previousPrefix: this.lastPrefix, log: connLog, emit, keepalive };
-      const conn = await (this.d.dial ? this.d.dial(r) : this.dialUdp(r));
-      this.current = { id, conn, installer };
-      this.feed({ type: 'dialled', id, mtu });
+      const a = await this.dialer.dial(sc, local, ipsecOverhead, this.lastPrefix, this.hooks(), (ev) => this.connectionEvent(id, ev));
+      this.attemptLogs = a.logs;
+      this.current = { id, conn: a.conn, installer: a.installer };
+      this.feed({ type: 'dialled', id, mtu: a.mtu });
     } catch (e) {
       this.feed({ type: 'dial-failed', id, reason: (e as Error).message });
     }
@@ -406,49 +287,6 @@ export class Agent {
     this.markEnded();
   }
 
-  private async wanMtu(local: string): Promise<number> {
-    try {
-      const addrs = await this.d.netlink.listAddresses();
-      const a = addrs.find((x) => x.address === local);
-      if (a) return (await this.d.netlink.getLink(a.ifindex)).mtu;
-    } catch {
-      /* fall through */
-    }
-    return 1500;
-  }
-
-  private async dialUdp(r: DialRequest): Promise<ConnectionLike> {
-    // Issue 16 item 7: an SCCRP from another SC address is admitted only with a tunnel secret (the LAC's Challenge proves it).
-    const acceptOtherAddress = this.d.config.scAnswerFromOtherAddress && this.d.secrets.tunnelSecret !== undefined;
-    if (this.d.config.scAnswerFromOtherAddress && !acceptOtherAddress) this.log.warn('scAnswerFromOtherAddress needs tunnelSecret: only the dialled address is answered');
-    const transport = await openDataTransport(r.sc, r.local, { acceptOtherAddress, offload: this.d.config.offloads });
-    // Issue 16 item 8: bound first, so the offer names the real address and port; a new one after a WAN change (draft 6).
-    const offer = this.d.config.sdpOfferFile ? this.offerer.bound(transport.local.address, transport.local.port) : undefined;
-    if (offer && this.d.config.sdpOfferFile) {
-      const file = this.d.config.sdpOfferFile;
-      try {
-        await writeFile(`${file}.tmp`, offer, { mode: 0o644 });
-        await rename(`${file}.tmp`, file);
-        this.log.info({ file, local: `${transport.local.address}:${transport.local.port}` }, 'SDP offer written');
-      } catch (e) {
-        this.log.error({ file, err: (e as Error).message }, 'cannot write the SDP offer');
-      }
-    }
-    return new Connection(r.sc, {
-      config: { ...this.d.config, helloInterval: r.keepalive.helloInterval, lcpEchoInterval: r.keepalive.lcpEchoInterval },
-      secrets: this.d.secrets,
-      log: r.log,
-      scheduler: new RealScheduler(),
-      transport,
-      openTun: this.d.openTun,
-      installer: r.installer,
-      duid: this.d.duid,
-      previousPrefix: r.previousPrefix,
-      mtu: r.mtu,
-      emit: r.emit,
-    });
-  }
-
   /** The installer hooks plus a notify when the DNS servers change (the notify receiver re-reads status). */
   private hooks(): InstallerHooks {
     const h = this.d.installerHooks ?? {};
@@ -475,48 +313,13 @@ export class Agent {
     }
   }
 
-  /**
-   * Router role with IPv4 routed into the softwire: the LAN goes out behind the one
-   * IPCP address. Not with netifd provisioning (OpenWrt's firewall masquerades) nor
-   * in host mode (no LAN to translate).
-   */
-  private dhcpv4For(c: Config): Dhcpv4Server | undefined {
-    const ipv4Routed = c.ncp !== 'ipv6' || c.ipv4DefaultRoute;
-    const lan = c.lan[0]?.ifname;
-    // The same conditions as NAT44; load.ts warns when dhcpv4 is set and one fails.
-    if (c.mode !== 'router' || !c.dhcpv4 || !ipv4Routed || c.provision === 'netifd' || !lan) return undefined;
-    if (!this.dhcpv4) {
-      // Node's dgram cannot bind to one interface, so one server serves one LAN.
-      if (c.lan.length > 1) this.log.warn({ lan }, 'dhcpv4: only the first lan interface is served');
-      this.dhcpv4 = new Dhcpv4Server({ lan, netlink: this.d.netlink, log: this.log.child({ part: 'dhcpv4' }) });
-    }
-    return this.dhcpv4;
-  }
-
-  private nat44For(c: Config): Nat44 | undefined {
-    const ipv4Routed = c.ncp !== 'ipv6' || c.ipv4DefaultRoute;
-    if (c.mode !== 'router' || !c.nat44 || !ipv4Routed || c.provision === 'netifd') return undefined;
-    return new Nat44({ tun: c.tunDevice, lan: c.lan.map((l) => l.ifname) });
-  }
-
-  /** Timers for a dial from `local`; the reason is logged when it changes, not on every redial. */
-  private keepaliveFor(local: string): EffectiveKeepalive {
-    const c = this.d.config;
-    const k = effectiveKeepalive(c, explicitKeys(c), local);
-    if (k.reason !== this.keepalive?.reason) {
-      this.log.info({ helloInterval: k.helloInterval, lcpEchoInterval: k.lcpEchoInterval, natSafe: k.natSafe }, `keepalive: ${k.reason}`);
-    }
-    this.keepalive = { ...k, lcpEchoFailure: c.lcpEchoFailure, deadTimeS: k.lcpEchoInterval * (c.lcpEchoFailure + 1) };
-    return k;
-  }
-
   status(): Status {
     const s = emptyStatus(new Date(this.sup.since));
     s.state = this.sup.state;
     s.reconnects = this.sup.reconnects;
     const e = this.sup.lastError;
     s.lastError = e ? { at: new Date(e.at).toISOString(), layer: e.layer, message: e.message } : null;
-    s.keepalive = this.keepalive ? { ...this.keepalive } : null;
+    s.keepalive = this.dialer.keepalive ? { ...this.dialer.keepalive } : null;
     this.current?.conn.fillStatus(s);
     if (this.d.ipsec) s.ipsec = this.d.ipsec.status();
     if (this.current) s.counters.drops = { ...s.counters.drops, ...prefixed('kernel', this.current.installer.errors) };
