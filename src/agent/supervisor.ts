@@ -283,6 +283,8 @@ export class Supervisor {
   private nextRound(): void {
     if (this.stoppingNow) return this.finish();
     if (this.adminDownNow) {
+      // A LAN held over a reconnect is withdrawn too when the operator takes the softwire down during the backoff.
+      this.releaseLan();
       this.setState('down');
       this.phase = { name: 'admin-down' };
       return this.waitFor(Number.POSITIVE_INFINITY);
