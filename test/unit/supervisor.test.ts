@@ -355,6 +355,21 @@ describe('operator and stop', () => {
     r.feed({ type: 'reload', changed: ['mtu'], secretsChanged: false, reconnect: { initialMs: 2000, capMs: 300_000, jitter: 0.5 } });
     r.answerAll();
     assert.equal(r.s.phaseName, 'admin-down', 'admin-down outranks the reconnects around it');
+    assert.equal(r.s.reconnects, 0);
+    assert.ok(!r.all('progress').some((p) => /reconnecting now/.test(p.message)));
+    // A WAN reconnect after an admin down, both during a teardown: the admin down is kept.
+    const w = at('clearing');
+    w.feed({ type: 'admin', cmd: 'down' });
+    w.route = '192.0.2.3';
+    w.feed({ type: 'wan-event' });
+    w.advance(100);
+    const m = w.log.length;
+    // The route lookup answers before the teardown is over.
+    w.effects.unshift(...w.effects.splice(w.effects.findIndex((e) => e.type === 'check-source'), 1));
+    w.answer();
+    w.answerAll();
+    assert.equal(w.s.phaseName, 'admin-down');
+    assert.ok(!w.all('progress', w.since(m)).some((p) => /retrying now/.test(p.message)), 'not taken as a WAN reconnect');
     // A connection's own down while its teardown runs belongs to the attempt just ended.
     const t = at('running');
     const id = t.id;
