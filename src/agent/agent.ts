@@ -108,10 +108,20 @@ export class Agent {
     this.draining = true;
     try {
       for (let next = this.inbox.shift(); next; next = this.inbox.shift()) {
-        for (const o of this.sup.handle({ ...next, now: this.now() } as SupervisorInput)) this.carry(o);
+        for (const o of this.sup.handle({ ...next, now: this.now() } as SupervisorInput)) this.carrySafely(o);
       }
     } finally {
       this.draining = false;
+    }
+  }
+
+  /** An effect that throws must not end the agent (nor leave the inbox stuck): a connection that cannot start is down. */
+  private carrySafely(o: SupervisorOutput): void {
+    try {
+      this.carry(o);
+    } catch (e) {
+      this.log.error({ effect: o.type, err: (e as Error).message }, 'agent effect failed');
+      if (o.type === 'start-connection') this.feed({ type: 'connection-down', id: o.id, info: { layer: 'transport', reason: `cannot start: ${(e as Error).message}` } });
     }
   }
 

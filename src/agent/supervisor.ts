@@ -32,6 +32,8 @@ export const RANK: Record<Outcome['kind'], number> = { down: 0, reconnect: 1, 'a
 export const STOP_BUDGET_MS = 2900;
 /** A graceful stop's share of it: room for one StopCCN retransmission (due 1 s after the first) after Release and LCP Terminate. */
 export const GRACEFUL_STOP_MS = 2400;
+/** What the release without goodbyes may take once the stop budget is spent (netlink answers at once, or times out later than this). */
+export const FORCED_CLEANUP_MS = 1500;
 /** Goodbye budget of a connection that failed by itself (its far end is likely gone). */
 export const FAILED_STOP_MS = 300;
 /** Goodbye budget after a WAN change: the old address cannot be heard any more. */
@@ -44,7 +46,7 @@ export const WAN_RECHECK_TRIES = 4;
 /** Keys that apply without a reconnect on reload. */
 export const LIVE_KEYS: ReadonlySet<string> = new Set(['logLevel', 'reconnectInitial', 'reconnectCap', 'reconnectJitter', 'controlSocket', 'notifyCommand']);
 
-export type TimerKey = 'wait' | 'wan-check' | 'wan-recheck' | 'lan-hold' | 'stop';
+export type TimerKey = 'wait' | 'wan-check' | 'wan-recheck' | 'lan-hold' | 'stop' | 'forced';
 
 export type IpsecResult = { ok: true; overhead: number } | { ok: false; reason: string; permanent?: boolean };
 
@@ -266,10 +268,7 @@ export class Supervisor {
       case 'stop':
         return this.stop();
       case 'forced-cleanup-done':
-        if (p.name !== 'forced') return;
-        this.tearingDown = false;
-        this.setState('down');
-        return this.finish();
+        return this.forcedDone();
       case 'timer':
         if (!this.timers.has(i.key)) return;
         this.timers.delete(i.key);
@@ -446,7 +445,7 @@ export class Supervisor {
   private finish(): void {
     if (this.phase.name !== 'idle') this.setState('down');
     this.phase = { name: 'done' };
-    for (const k of ['stop', 'wait', 'wan-check', 'wan-recheck'] as const) this.cancel(k);
+    for (const k of ['stop', 'forced', 'wait', 'wan-check', 'wan-recheck'] as const) this.cancel(k);
     this.releaseLan();
     this.emit({ type: 'done' });
   }
@@ -466,8 +465,20 @@ export class Supervisor {
         if (this.phase.name === 'done') return;
         this.log('warn', 'shutdown budget spent; releasing what is left without goodbyes');
         this.phase = { name: 'forced' };
+        this.arm('forced', this.now + FORCED_CLEANUP_MS);
         return this.emit({ type: 'forced-cleanup' });
+      case 'forced':
+        this.log('warn', 'releasing what is left did not finish in time; exiting anyway');
+        return this.forcedDone();
     }
+  }
+
+  /** Exit means exit: after the forced release (or its deadline) the softwire is down, whatever is left. */
+  private forcedDone(): void {
+    if (this.phase.name !== 'forced') return;
+    this.tearingDown = false;
+    this.setState('down');
+    this.finish();
   }
 
   // --- WAN watch ---

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { DownInfo } from '../../src/agent/connection';
 import {
   FAILED_STOP_MS,
+  FORCED_CLEANUP_MS,
   GRACEFUL_STOP_MS,
   STOP_BUDGET_MS,
   Supervisor,
@@ -308,11 +309,19 @@ describe('operator and stop', () => {
     assert.deepEqual(r.advance(STOP_BUDGET_MS - 1), []);
     assert.deepEqual(r.advance(1), [
       { type: 'log', level: 'warn', message: 'shutdown budget spent; releasing what is left without goodbyes', fields: undefined },
+      { type: 'arm-timer', key: 'forced', at: r.now + FORCED_CLEANUP_MS },
       { type: 'forced-cleanup' },
     ]);
-    assert.deepEqual(types(r.feed({ type: 'forced-cleanup-done' })), ['set-state', 'done']);
+    assert.deepEqual(types(r.feed({ type: 'forced-cleanup-done' })), ['set-state', 'cancel-timer', 'done']);
     assert.deepEqual(r.feed({ type: 'connection-stopped', id: r.id }), []);
     assert.equal(r.s.state, 'down');
+    assert.equal(r.timers.size, 0);
+    // A release that hangs (a kernel that does not answer) does not hold the exit either.
+    const h = at('running');
+    h.feed({ type: 'stop' });
+    h.advance(STOP_BUDGET_MS);
+    assert.deepEqual(types(h.advance(FORCED_CLEANUP_MS)), ['log', 'set-state', 'done']);
+    assert.deepEqual(h.feed({ type: 'forced-cleanup-done' }), []);
   });
 
   test('admin down in every phase: down with a graceful, releasing goodbye, no dial until up; up and reconnect dial at once', () => {
