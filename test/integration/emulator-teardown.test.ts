@@ -15,7 +15,10 @@ import { encodeControl, encodeControlBody } from '../../src/l2tp/messages';
  * - a real SC retransmits its StopCCN when our ZLB ack is lost (RFC 2661 5.7): the
  *   agent must keep answering on the old socket while it already dials anew;
  * - a local firewall that rejects our sends (sendmsg EPERM) must not keep the process
- *   alive after it said "stopped".
+ *   alive after it said "stopped";
+ * - the kernel refusing our cleanup at exit (netlink errors: the route and address we
+ *   installed were removed under us, as an operator or another daemon does) must not
+ *   either.
  */
 
 const root = process.getuid?.() === 0;
@@ -103,5 +106,28 @@ describe('teardown the SC sees, exit that happens', { skip }, () => {
     assert.equal(code, 0, `exited by itself (not killed): ${a.tail(8)}`);
     assert.ok(tookMs < 5000, `shutdown took ${tookMs} ms`);
     assert.ok(a.find(/^stopped$/), 'said stopped');
+  });
+
+  test('a netlink error at exit (the route to the SC we pinned was removed under us): SIGTERM still ends the process, down', async (t) => {
+    const lay = layout(t);
+    await emulator(t, lay, { ppp: { ipcp: { local: '100.64.0.1', peer: '100.64.0.2' } } });
+    // IPv4 default into the softwire: the agent first pins a /32 to the SC on the WAN, which outlives the TUN.
+    const a = agent(t, lay, ['--ncp', 'dual']);
+    await a.waitState('up', 15_000);
+    const pin = () => lay.cpe.ipJson<{ dst: string; dev?: string }[]>(['-4', 'route', 'show', `${lay.scAddress}/32`]);
+    for (let i = 0; i < 100 && pin().length === 0; i++) await sleep(50);
+    assert.equal(pin().length, 1, `the SC route is pinned: ${JSON.stringify(lay.cpe.ipJson(['-4', 'route']))}`);
+    // An operator (or another daemon) removes it: the agent's own RTM_DELROUTE at exit now fails (ESRCH).
+    lay.cpe.ip(['-4', 'route', 'del', `${lay.scAddress}/32`]);
+    const { code, tookMs } = await a.stop(8000);
+    const failed = a.lines.filter((l) => /kernel configuration failed/.test(l.msg)).map((l) => l as { op?: string; err?: string });
+    t.diagnostic(`SIGTERM to exit with a netlink error: ${tookMs} ms; ${failed.map((l) => `${l.op}: ${l.err}`).join('; ')}`);
+    assert.equal(code, 0, `exited by itself (not killed): ${a.tail(12)}`);
+    assert.ok(tookMs < 5000, `shutdown took ${tookMs} ms`);
+    assert.ok(failed.some((l) => l.op === 'sc-route-remove'), `the kernel refused the removal: ${a.tail(12)}`);
+    assert.ok(a.find(/^softwire down$/), 'said down');
+    assert.ok(a.find(/^stopped$/), 'said stopped');
+    const left = lay.cpe.ipJson<{ dst: string; dev?: string }[]>(['-4', 'route']).filter((r) => r.dev === 'sw0' || r.dst === `${lay.scAddress}/32`);
+    assert.deepEqual(left, [], 'nothing of ours left in the routing table');
   });
 });

@@ -521,3 +521,25 @@ test('ipsec: a tunnel still lingering to retransmit StopCCN ends before the SA g
   assert.deepEqual(g.calls, ['up 192.0.2.1', 'down', 'up 192.0.2.1']);
   assert.equal(conns.length, 2);
 });
+
+test('a connection that throws when started is a failed attempt, not a dead agent', async (t) => {
+  class Throwing extends FakeConn {
+    override start(): void {
+      throw new Error('TUN: Operation not permitted');
+    }
+  }
+  const conns: FakeConn[] = [];
+  const h = harness(t, { reconnectJitter: 0 }, {
+    dial: async (r) => {
+      const c = conns.length === 0 ? new Throwing(r) : new FakeConn(r);
+      conns.push(c);
+      return c;
+    },
+  });
+  await settle();
+  assert.ok(h.lines.some((l) => /transport down: cannot start: TUN: Operation not permitted; retrying in 2\.0 s/.test(l.msg)), h.lines.map((l) => l.msg).join('\n'));
+  assert.equal(conns[0]!.stoppedWith, 300);
+  h.clock.advance(2000);
+  await settle();
+  assert.equal(conns[1]!.started, true);
+});

@@ -1,0 +1,57 @@
+import { spawn } from 'node:child_process';
+import type { Logger } from '../log';
+import type { AgentState } from './status';
+
+/** A notify command that has not exited by then is killed: the next change must not wait for ever. */
+export const NOTIFY_KILL_MS = 30_000;
+
+/**
+ * Runs the notify command (e.g. OpenWrt's netifd handler) with the state. One run at
+ * a time; changes that arrive meanwhile are merged into a single run after it, so
+ * the receiver sees updates in order and is never flooded. When to notify is the
+ * Supervisor's rule (supervisor.ts); `again` asks it whether the merged run may go.
+ */
+export class NotifyCommand {
+  private running = false;
+  private pending = false;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly again: () => void,
+    private readonly stopping: () => boolean,
+  ) {}
+
+  run(cmd: string, state: AgentState): void {
+    if (!cmd) return;
+    if (this.running) {
+      this.pending = true;
+      return;
+    }
+    this.running = true;
+    this.pending = false;
+    const done = () => {
+      this.running = false;
+      if (this.pending) this.again();
+    };
+    try {
+      const p = spawn(cmd, [state], { stdio: 'ignore', env: process.env });
+      const timer = setTimeout(() => p.kill('SIGKILL'), NOTIFY_KILL_MS);
+      p.on('error', (e) => {
+        clearTimeout(timer);
+        this.log.warn({ cmd, err: e.message }, 'notify command failed to start');
+        done();
+      });
+      p.on('exit', (code) => {
+        clearTimeout(timer);
+        // One still running when we are told to stop reaches a receiver that is tearing
+        // down (netifd answers PERMISSION_DENIED): expected, not worth a warning.
+        if (code && this.stopping()) this.log.info({ cmd, code }, 'notify command refused while stopping');
+        else if (code) this.log.warn({ cmd, code }, 'notify command failed');
+        done();
+      });
+    } catch (e) {
+      this.log.warn({ cmd, err: (e as Error).message }, 'notify command failed to start');
+      done();
+    }
+  }
+}
