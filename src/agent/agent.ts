@@ -180,7 +180,7 @@ export class Agent {
         for (const w of [...this.waiters]) if (w.state === o.state) w.done(true);
         return;
       case 'notify':
-        return this.notifier.run(this.d.config.notifyCommand ?? '', o.state);
+        return this.notifier.run(this.d.config.notifyCommand ?? '', o.state, () => this.status());
       case 'arm-timer':
         return this.sched.set(`agent:${o.key}`, Math.max(0, o.at - this.now()), () => this.feed({ type: 'timer', key: o.key }));
       case 'cancel-timer':

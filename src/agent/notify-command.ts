@@ -6,6 +6,14 @@ import type { AgentState } from './status';
 export const NOTIFY_KILL_MS = 30_000;
 
 /**
+ * The status handed to the command in SOFTWIRE_STATUS (what `softwire status --json` would
+ * print). Asking the agent back over the control socket costs a second Node process per
+ * notify (~50 MB on a router); the variable makes that unnecessary. Larger than this and
+ * it is left out (Linux caps one environment string at 128 KiB): the command asks instead.
+ */
+export const NOTIFY_STATUS_MAX = 64 * 1024;
+
+/**
  * Runs the notify command (e.g. OpenWrt's netifd handler) with the state. One run at
  * a time; changes that arrive meanwhile are merged into a single run after it, so
  * the receiver sees updates in order and is never flooded. When to notify is the
@@ -21,7 +29,8 @@ export class NotifyCommand {
     private readonly stopping: () => boolean,
   ) {}
 
-  run(cmd: string, state: AgentState): void {
+  /** `status` is read when the command starts, so a merged run carries the newest one. */
+  run(cmd: string, state: AgentState, status: () => unknown): void {
     if (!cmd) return;
     if (this.running) {
       this.pending = true;
@@ -34,7 +43,9 @@ export class NotifyCommand {
       if (this.pending) this.again();
     };
     try {
-      const p = spawn(cmd, [state], { stdio: 'ignore', env: process.env });
+      const json = JSON.stringify(status());
+      const env = { ...process.env, SOFTWIRE_STATUS: json.length <= NOTIFY_STATUS_MAX ? json : '' };
+      const p = spawn(cmd, [state], { stdio: 'ignore', env });
       const timer = setTimeout(() => p.kill('SIGKILL'), NOTIFY_KILL_MS);
       p.on('error', (e) => {
         clearTimeout(timer);

@@ -412,6 +412,21 @@ test('the notify command runs on state changes and when the DNS servers change, 
   assert.equal((await quiet(0)).length, afterDns.length, 'same servers: no run');
 });
 
+test('the notify command gets the status with the state (SOFTWIRE_STATUS), so it need not start a client to ask', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'agent-notify-status-'));
+  const out = join(dir, 'status');
+  const script = join(dir, 'notify.sh');
+  writeFileSync(script, `#!/bin/sh\nprintf '%s' "$SOFTWIRE_STATUS" > ${out}.tmp && mv ${out}.tmp ${out}.$1\n`, { mode: 0o755 });
+  const h = harness(t, { notifyCommand: script });
+  await settle();
+  h.conns[0]!.up();
+  const end = Date.now() + 5000;
+  while (!existsSync(`${out}.up`) && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+  const status = JSON.parse(readFileSync(`${out}.up`, 'utf8')) as { state: string; since: string };
+  assert.equal(status.state, 'up');
+  assert.equal(status.since, h.agent.status().since);
+});
+
 // --- IPsec step 0 (RFC 5571 5, RFC 3193): the agent's two call sites and the loss path ---
 
 class FakeGuard implements IpsecGuard {
