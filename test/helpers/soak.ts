@@ -7,7 +7,7 @@ import { emptyStatus } from '../../src/agent/status';
 import type { DatagramHandler, Endpoint } from '../../src/io/udp-socket';
 import { resolveConfig } from '../../src/config/load';
 import type { Scheduler } from '../../src/core/scheduler';
-import type { DatagramTransport } from '../../src/dataplane/udp';
+import type { DatagramTransport } from '../../src/io/udp-socket';
 import type { Prefix } from '../../src/ipv6/packet';
 import { encodeDuid } from '../../src/ipv6/dhcpv6';
 import type { Lac } from '../../src/l2tp/lac';
