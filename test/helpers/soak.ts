@@ -372,7 +372,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const armDay = () => clock.set('soak:day', DAY_MS - (clock.now() % DAY_MS), () => ((sampleDue = true), armDay()));
   armDay();
 
-  const lacOf = (c: Connection | null): Lac | null => (c ? (c as unknown as { lac: Lac }).lac : null);
+  const lacOf = (c: Connection | null): Lac | null => (c ? (c as unknown as { core: { lac: Lac } }).core.lac : null);
   const settle = () => new Promise<void>((r) => setImmediate(r));
   const t0 = performance.now();
   let timersMin = Number.POSITIVE_INFINITY;
