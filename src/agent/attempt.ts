@@ -6,17 +6,12 @@ import { PppLink, type LinkAction, type IpcpLinkResult } from '../ppp/link';
 import { PROTO } from '../ppp/frame';
 import { earlyResendMs } from '../ppp/automaton';
 import { classifyControl, linkLocalFromIid, type Prefix } from '../ipv6/packet';
-import { Slaac, type SlaacAction } from '../ipv6/slaac';
-import { RouterSolicitor, type RsAction } from '../ipv6/rs';
-import { Dhcp6Client, type Dhcp6Action, HOST_PROBE_SOLICITS, hostDhcp6Mode } from '../ipv6/dhcp6-client';
-import { LeaseDad, type LeaseDadAction } from '../ipv6/dad';
-import { parseNdPacket } from '../ipv6/nd';
-import { Ipv6DecodeError } from '../ipv6/errors';
 import { classifyAuthCdn } from '../l2tp/result-codes';
 import { MtuPlan, tunSlotSize } from '../core/mtu-plan';
 import { DataCounters } from '../dataplane/counters';
 import { parseEndpointKey } from '../io/udp-socket';
 import { type Phase, SessionCore, type SessionInput } from './session-core';
+import { type Ipv6Host, Ipv6Provisioning } from './attempt-ipv6';
 import type { AttemptAction, AttemptInput, ConnectionEvent, DownInfo, Layer, LogLevel, Provision, Settle } from './attempt-types';
 
 /**
@@ -60,13 +55,8 @@ type StopStage = 'release' | 'terminate' | 'stopccn';
 export class Attempt {
   readonly lac: Lac;
   private ppp: PppLink | null = null;
-  private rs: RouterSolicitor | null = null;
-  private slaac: Slaac | null = null;
-  private dhcp: Dhcp6Client | null = null;
-  /** Issue 16 item 2: DAD (and Optimistic use, item 10) for DHCPv6 IA_NA addresses. */
-  private leaseDad: LeaseDad | null = null;
-  /** Host mode: the DHCPv6 exchange is the bounded M=O=0 probe, not one the RA announced. */
-  private dhcpProbe = false;
+  /** RS, SLAAC, DHCPv6 and lease DAD, once IPV6CP is up. */
+  private ipv6: Ipv6Provisioning | null = null;
   private linkLocalAddr: string | null = null;
   /** The source the L2TP core locked onto ("address:port"), once it did. */
   private peerFrom: string | null = null;
@@ -184,9 +174,9 @@ export class Attempt {
     let actions: readonly A[];
     try {
       actions = input();
-    } catch {
+    } catch (e) {
       this.counters.drops[`${core}-exception`] = (this.counters.drops[`${core}-exception`] ?? 0) + 1;
-      this.log('error', 'protocol core threw; input dropped', { core });
+      this.log('error', 'protocol core threw; input dropped', { core, err: e instanceof Error ? e.message : String(e) });
       return;
     }
     for (const a of actions) {
@@ -198,7 +188,7 @@ export class Attempt {
       }
     }
     if (core === 'ppp' && this.ppp) this.feed({ type: 'ppp-phase', phase: this.ppp.phase });
-    if (core === 'dhcp6' && this.dhcp) this.dnsPending(this.dhcp);
+    if (core === 'dhcp6') this.ipv6?.dnsPending();
     if (core === 'l2tp' && this.stopStage === 'stopccn' && this.lac.status().tunnel.unacknowledged === 0) this.stopNext();
   }
 
@@ -218,10 +208,10 @@ export class Attempt {
   private readonly coreTimers: Record<Core, (name: string) => void> = {
     l2tp: (n) => this.run('l2tp', () => this.lac.timerFired(n), this.onLac),
     ppp: (n) => this.run('ppp', () => this.ppp?.timerFired(n, this.now) ?? [], this.onPpp),
-    rs: (n) => this.run('rs', () => this.rs?.timerFired(n) ?? [], this.onRs),
-    slaac: (n) => this.run('slaac', () => this.slaac?.timerFired(n) ?? [], this.onSlaac),
-    dhcp6: (n) => this.run('dhcp6', () => this.dhcp?.timerFired(n) ?? [], this.onDhcp),
-    dad: (n) => this.run('dad', () => this.leaseDad?.timerFired(n) ?? [], this.onLeaseDad),
+    rs: (n) => this.ipv6?.timers.rs(n),
+    slaac: (n) => this.ipv6?.timers.slaac(n),
+    dhcp6: (n) => this.ipv6?.timers.dhcp6(n),
+    dad: (n) => this.ipv6?.timers.dad(n),
   };
 
   /** One input to the setup core (phases, deadlines, "up"). */
@@ -263,18 +253,6 @@ export class Attempt {
       case 'ipv4':
         return this.feed({ type: 'ipv4-ready' });
     }
-  }
-
-  /** Whether a DHCPv6 exchange that may bring DNS is still running ("up" waits for it). */
-  private dnsPending(dhcp: Dhcp6Client): void {
-    const ds = dhcp.status();
-    const st = ds.state;
-    // A host's M=O=0 probe (issue 16 item 1) asks a server the SC did not announce: "up" does not wait for it.
-    // Nor does a Solicit the server already answered with no lease (RFC 8415 18.2.9: that Advertise, and
-    // its DNS, is ignored): it keeps soliciting for an IA_NA on its backoff but will not bring DNS soon.
-    const leaseless = st === 'soliciting' && (ds.counters.ignored['advertise-without-leases'] ?? 0) > 0;
-    const probing = this.dhcpProbe && st === 'soliciting';
-    this.feed({ type: 'dns-pending', pending: !probing && !leaseless && (st === 'soliciting' || st === 'requesting' || st === 'informing') });
   }
 
   private fail(info: DownInfo): void {
@@ -450,22 +428,12 @@ export class Attempt {
   /** A packet from the SC that the fast path left to the cores: ours to handle (RA, DHCPv6, ND for DAD) or the kernel's. */
   private fromPeer(protocol: number, payload: Buffer): void {
     if (protocol === PROTO.IPV6) {
-      switch (classifyControl(payload)) {
-        case 'ra':
-          this.counters.toCores++;
-          return this.run('slaac', () => this.slaac?.receive(payload) ?? [], this.onSlaac);
-        case 'dhcpv6-client':
-          this.counters.toCores++;
-          return this.run('dhcp6', () => this.dhcp?.receive(payload) ?? [], this.onDhcp);
-        case 'ns':
-        case 'na':
-          // DAD watches both; the kernel still answers the SC's own neighbour probes.
-          this.counters.toCores++;
-          this.run('slaac', () => this.slaac?.receive(payload) ?? [], this.onSlaac);
-          this.run('dad', () => this.leaseNd(payload), this.onLeaseDad);
-          break;
-        default:
-          break;
+      const kind = classifyControl(payload);
+      if (kind === 'ra' || kind === 'dhcpv6-client' || kind === 'ns' || kind === 'na') {
+        this.counters.toCores++;
+        this.ipv6?.receive(kind, payload);
+        // RA and DHCPv6 are ours; the kernel still answers the SC's own neighbour probes.
+        if (kind === 'ra' || kind === 'dhcpv6-client') return;
       }
     }
     if (this.tun !== 'open') return this.counters.drop('rx', 'no-tun');
@@ -498,183 +466,40 @@ export class Attempt {
     if (mtu === undefined) return;
     this.log('info', 'softwire MTU changed', { mtu, limitedBy: this.mtuPlan.limitedBy });
     this.push({ type: 'set-mtu', mtu });
-    this.slaac?.setLinkMtu(this.mtuPlan.linkMtu);
+    this.ipv6?.setLinkMtu(this.mtuPlan.linkMtu);
     if (this.tun === 'open') this.install({ type: 'tun-mtu', mtu });
   }
 
   // ------------------------------------------------------------------ IPv6
 
   private ipv6cpUp(ourIid: Buffer, peerIid: Buffer): void {
-    const c = this.o.config;
     const ll = linkLocalFromIid(ourIid);
     this.linkLocalAddr = ll;
     this.emit({ type: 'progress', layer: 'ipv6', message: `IPV6CP up: link-local ${ll}, SC ${linkLocalFromIid(peerIid)}` });
     this.takeScMru();
     this.install({ type: 'tun-up', mtu: this.mtuPlan.mtu, linkLocal: ll });
-    const rng = this.o.random;
-    const clock = this.clock;
-    // Issue 16 item 10: Optimistic DAD (RFC 4429) for SLAAC and DHCPv6 addresses.
-    this.slaac = new Slaac({ iid: ourIid, clock, rng, linkMtu: this.mtuPlan.linkMtu, optimistic: c.optimisticDad });
-    this.leaseDad = new LeaseDad({ rng, clock, optimistic: c.optimisticDad });
-    // Issue 16 item 10: no random delay before the first RS (RFC 4861 6.3.7's SHOULD spreads
-    // many hosts starting on one link; a PPP link has one, and reconnects are already
-    // jittered). l2tpns's one RA at IPV6CP open can arrive before our IPV6CP is open
-    // and be lost, so the RS is what brings the RA: at once, not 0-1 s later.
-    const rs = new RouterSolicitor({ rng, source: ll, maxDelayMs: 0 });
-    this.rs = rs;
-    const dhcp = new Dhcp6Client({
-      duid: this.o.duid,
-      linkLocal: ll,
-      clock,
-      rng,
-      mode: c.mode === 'router' ? 'stateful' : 'stateless',
-      requestPrefix: c.mode === 'router',
-      prefixLengthHint: c.prefixLengthHint || undefined,
-      previousPrefix: this.o.previousPrefix,
-      // Issue 16 item 1: a host asks for IA_NA whenever it solicits (hostDhcp picks when).
-      requestAddress: c.mode === 'router' ? 'if-managed' : 'always',
-      rapidCommit: c.rapidCommit,
-      requestDns: true,
-      // l2tpns ignores Release; two tries keep shutdown inside its 3 s budget.
-      releaseMaxRc: 1,
-    });
-    this.dhcp = dhcp;
-    this.run('rs', () => rs.start(), this.onRs);
-    // RFC 7084 WPD-2: a router solicits IA_PD whatever the RA's M/O flags say.
-    if (c.mode === 'router') this.run('dhcp6', () => dhcp.start(), this.onDhcp);
+    const o = this.o;
+    this.ipv6 = new Ipv6Provisioning(
+      { config: o.config, duid: o.duid, previousPrefix: o.previousPrefix, random: o.random, clock: this.clock, ourIid, linkLocal: ll, linkMtu: this.mtuPlan.linkMtu },
+      this.ipv6Host,
+    );
+    this.ipv6.start();
   }
 
-  private readonly onRs = (a: RsAction): void => {
-    switch (a.type) {
-      case 'timer-start':
-      case 'timer-stop':
-        return this.coreTimer('rs', a);
-      case 'send':
-        return this.sendIpv6(a.packet);
-      case 'rs-gave-up':
-        return this.log('warn', 'no Router Advertisement after soliciting', { sent: a.sent });
-    }
-  };
-
-  private readonly onSlaac = (a: SlaacAction): void => {
-    switch (a.type) {
-      case 'timer-start':
-      case 'timer-stop':
-        return this.coreTimer('slaac', a);
-      case 'send':
-        return this.sendIpv6(a.packet);
-      case 'ra-flags':
-        this.run('rs', () => this.rs?.raReceived() ?? [], this.onRs);
-        this.dhcp?.raFlags(a.managed);
-        if (this.o.config.mode === 'host') this.hostDhcp(a.managed, a.other);
-        return;
-      case 'address':
-        // Optimistic (RFC 4429 2.1): deprecated in the kernel until DAD passes, so a preferred address wins source selection.
-        this.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/${a.prefixLength} (SLAAC${a.optimistic ? ', optimistic while DAD runs' : ''})` });
-        this.install({ type: 'address', source: 'slaac', address: a.address, prefixLength: 64, validLifetime: a.validLifetime, preferredLifetime: a.optimistic ? 0 : a.preferredLifetime });
-        // An Optimistic address counts as usable (RFC 4429 3.1: it may be used while DAD runs), so "up" need not wait for DAD.
-        return this.settle('address');
-      case 'address-removed':
-        if (a.reason === 'duplicate') this.log('error', 'optimistic SLAAC address is a duplicate; removed', { address: a.address });
-        this.install({ type: 'remove-address', source: 'slaac', address: a.address, prefixLength: 64 });
-        return this.settle('address');
-      case 'dad-failed':
-        return this.log('error', 'duplicate address detected on the softwire; address not used', { address: a.address });
-      case 'default-route':
-        this.install({ type: 'default-route', present: a.present });
-        return this.settle(a.present ? 'default-route' : 'no-default-route');
-      case 'dns':
-        return this.install({ type: 'dns', source: 'ra', servers: a.servers, search: a.search });
-      case 'mtu':
-        this.log('info', 'RA MTU option', { mtu: a.mtu });
-        return this.applyMtu(this.mtuPlan.setRaMtu(a.mtu));
-    }
-  };
-
-  private readonly onDhcp = (a: Dhcp6Action): void => {
-    switch (a.type) {
-      case 'timer-start':
-      case 'timer-stop':
-        return this.coreTimer('dhcp6', a);
-      case 'send':
-        return this.sendIpv6(a.packet);
-      case 'prefix':
-        this.emit({ type: 'progress', layer: 'ipv6', message: `delegated prefix ${a.prefix}/${a.length}` });
-        this.emit({ type: 'prefix', prefix: { prefix: a.prefix, length: a.length } });
-        this.install({ type: 'delegated-prefix', prefix: a.prefix, length: a.length, preferredLifetime: a.preferredLifetime, validLifetime: a.validLifetime });
-        // The installer's LAN hook numbers and advertises the LANs inside its queue.
-        return this.settle('prefix');
-      case 'prefix-removed':
-        this.log('info', 'delegated prefix removed', { prefix: a.prefix, length: a.length, reason: a.reason });
-        this.install({ type: 'no-delegated-prefix' });
-        return this.feed({ type: 'prefix', present: false });
-      case 'address':
-        // Issue 16 item 2: DAD before use (or Optimistic use while it runs); LeaseDad installs.
-        return this.run('dad', () => this.leaseDad?.leased(a.address, a.validLifetime, a.preferredLifetime) ?? [], this.onLeaseDad);
-      case 'address-removed':
-        return this.run('dad', () => this.leaseDad?.removed(a.address) ?? [], this.onLeaseDad);
-      case 'dns':
-        return this.install({ type: 'dns', source: 'dhcp6', servers: a.servers, search: a.domains });
-      case 'released':
-        if (this.stopStage === 'release') this.stopNext();
-        return;
-      case 'failed':
-        return this.log('warn', 'DHCPv6', { reason: a.reason, terminal: a.terminal });
-    }
-  };
-
-  /** Host mode: what to ask DHCPv6 for follows the RA's M and O flags (hostDhcp6Mode; issue 16 items 1, 2). */
-  private hostDhcp(managed: boolean, other: boolean): void {
-    const dhcp = this.dhcp;
-    if (!dhcp) return;
-    const want = hostDhcp6Mode(managed, other);
-    const st = dhcp.state;
-    const idle = st === 'idle' || st === 'stopped' || st === 'failed' || st === 'released';
-    const holding = st === 'requesting' || st === 'bound' || st === 'renewing' || st === 'rebinding' || st === 'declining';
-    if (want !== 'probe') this.dhcpProbe = false;
-    if (want === 'address') {
-      if (holding) return;
-      if (!idle) this.run('dhcp6', () => dhcp.stop(), this.onDhcp);
-      this.run('dhcp6', () => dhcp.start({ mode: 'stateful', solicitMaxRc: 0 }), this.onDhcp);
-    } else if (want === 'information') {
-      // A binding (or a Solicit under way) brings the DNS too.
-      if (!idle) return;
-      this.run('dhcp6', () => dhcp.start({ mode: 'stateless' }), this.onDhcp);
-    } else if (st === 'idle') {
-      this.dhcpProbe = true;
-      this.run('dhcp6', () => dhcp.start({ mode: 'stateful', solicitMaxRc: HOST_PROBE_SOLICITS }), this.onDhcp);
-    }
-  }
-
-  private leaseNd(payload: Buffer): LeaseDadAction[] {
-    if (!this.leaseDad) return [];
-    try {
-      return this.leaseDad.receive(parseNdPacket(payload));
-    } catch (e) {
-      if (e instanceof Ipv6DecodeError) return []; // counted by SLAAC, which saw the same packet
-      throw e;
-    }
-  }
-
-  private readonly onLeaseDad = (a: LeaseDadAction): void => {
-    switch (a.type) {
-      case 'timer-start':
-      case 'timer-stop':
-        return this.coreTimer('dad', a);
-      case 'send':
-        return this.sendIpv6(a.packet);
-      case 'install':
-        this.emit({ type: 'progress', layer: 'ipv6', message: `address ${a.address}/128 (DHCPv6${a.optimistic ? ', optimistic while DAD runs' : ''})` });
-        this.install({ type: 'address', source: 'dhcp6', address: a.address, prefixLength: 128, validLifetime: a.validLifetime, preferredLifetime: a.preferredLifetime });
-        // Host mode with M=1 (no SLAAC): the IA_NA address is the global address "up" waits for; Optimistic counts (RFC 4429 3.1).
-        return this.settle('address');
-      case 'uninstall':
-        this.install({ type: 'remove-address', source: 'dhcp6', address: a.address, prefixLength: 128 });
-        return this.settle('address');
-      case 'decline':
-        this.log('error', 'DHCPv6 address is a duplicate on the softwire; declining it (RFC 8415 18.2.8)', { address: a.address });
-        return this.run('dhcp6', () => this.dhcp?.decline(a.address) ?? [], this.onDhcp);
-    }
+  /** The hooks the IPv6 part reaches the outside through. */
+  private readonly ipv6Host: Ipv6Host = {
+    run: (core, input, handle) => this.run(core, input, handle),
+    timer: (core, a) => this.coreTimer(core, a),
+    sendIpv6: (p) => this.sendIpv6(p),
+    emit: (ev) => this.emit(ev),
+    log: (level, msg, data) => this.log(level, msg, data),
+    install: (op) => this.install(op),
+    settle: (what) => this.settle(what),
+    feed: (ev) => this.feed(ev),
+    raMtu: (mtu) => this.applyMtu(this.mtuPlan.setRaMtu(mtu)),
+    released: () => {
+      if (this.stopStage === 'release') this.stopNext();
+    },
   };
 
   // ------------------------------------------------------------------ IPv4
@@ -710,11 +535,11 @@ export class Attempt {
     this.finished = true;
     this.arm('stop:budget', budgetMs);
     // Releasing the prefix is for leaving; a reconnect wants the same prefix back (the LAN keeps it meanwhile).
-    const dhcp = this.dhcp;
-    if (wasUp && release && dhcp && dhcp.status().state !== 'idle') {
+    const ipv6 = this.ipv6;
+    if (wasUp && release && ipv6?.releasable) {
       this.stopStage = 'release';
       this.arm('stop:wait', RELEASE_WAIT_MS);
-      return this.run('dhcp6', () => dhcp.release(), this.onDhcp);
+      return ipv6.release();
     }
     this.stopStage = 'release';
     this.stopNext(wasUp);
@@ -786,9 +611,7 @@ export class Attempt {
       ipv4: this.ipv4Result,
       mtu: { mtu: this.mtuPlan.mtu, limitedBy: this.mtuPlan.limitedBy },
       setup: this.setup.status(),
-      slaacDrops: this.slaac?.status().drops ?? null,
-      dhcpIgnored: this.dhcp?.status().counters.ignored ?? null,
-      dhcpState: this.dhcp?.state ?? null,
+      ...(this.ipv6?.status() ?? { slaacDrops: null, dhcpIgnored: null }),
       stopping: this.stopStage,
       retired: this.retired,
       closed: this.closed,
