@@ -2,7 +2,7 @@ import { isIP } from 'node:net';
 import { META_FAMILY, META_FLAGS, META_LENGTH, META_OFFSET, META_PORT, NativeChannel, type NativeUdpHandle, addon } from '../native/addon';
 import { formatAddress, parseAddress } from '../ipv6/address';
 import { ScSourceGate } from '../l2tp/sc-gate';
-import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../io/udp-socket';
+import { type DatagramHandler, type DatagramTransport, type Endpoint, UdpTransport, endpointKey, parseEndpointKey } from '../io/udp-socket';
 
 /**
  * The tunnel's UDP socket owned by the native addon: recvmmsg into a reused ring on
@@ -11,17 +11,6 @@ import { type DatagramHandler, type Endpoint, UdpTransport, endpointKey, parseEn
  * own, with the same source key; foreign sources are dropped here) and adds a data
  * sink: the dataplane may take data datagrams in place before they would be copied.
  */
-
-/** What the agent's Connection needs from the tunnel's UDP edge; UdpTransport and NativeUdpTransport both fit. */
-export interface DatagramTransport {
-  readonly drops: Record<string, number>;
-  readonly remote: Endpoint;
-  readonly local: Endpoint;
-  onDatagram(h: DatagramHandler): void;
-  retarget(from: string): void;
-  send(bytes: Uint8Array): void;
-  close(): void;
-}
 
 /** The receiving half of the data fast path (the Dataplane). */
 export interface DatagramSink {

@@ -25,6 +25,17 @@ export function parseEndpointKey(key: string): Endpoint {
 
 export type DatagramHandler = (data: Buffer, from: string) => void;
 
+/** The tunnel's UDP edge as the agent's Connection drives it: UdpTransport (Node's dgram) and NativeUdpTransport (the addon) both implement it. */
+export interface DatagramTransport {
+  readonly drops: Record<string, number>;
+  readonly remote: Endpoint;
+  readonly local: Endpoint;
+  onDatagram(h: DatagramHandler): void;
+  retarget(from: string): void;
+  send(bytes: Uint8Array): void;
+  close(): void;
+}
+
 /** The address the kernel would use as source towards `remote` (route lookup via a throwaway connected socket). */
 export async function sourceAddressFor(remote: Endpoint): Promise<string> {
   const s = dgram.createSocket(isIP(remote.address) === 6 ? 'udp6' : 'udp4');
@@ -42,7 +53,7 @@ export async function sourceAddressFor(remote: Endpoint): Promise<string> {
   }
 }
 
-export class UdpTransport {
+export class UdpTransport implements DatagramTransport {
   private peer: Endpoint;
   private handler: DatagramHandler = () => {};
   readonly drops: Record<string, number> = {};

@@ -7,7 +7,7 @@ import { emptyStatus } from '../../src/agent/status';
 import type { DatagramHandler, Endpoint } from '../../src/io/udp-socket';
 import { resolveConfig } from '../../src/config/load';
 import type { Scheduler } from '../../src/core/scheduler';
-import type { DatagramTransport } from '../../src/dataplane/udp';
+import type { DatagramTransport } from '../../src/io/udp-socket';
 import type { Prefix } from '../../src/ipv6/packet';
 import { encodeDuid } from '../../src/ipv6/dhcpv6';
 import type { Lac } from '../../src/l2tp/lac';
@@ -372,7 +372,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakResult> {
   const armDay = () => clock.set('soak:day', DAY_MS - (clock.now() % DAY_MS), () => ((sampleDue = true), armDay()));
   armDay();
 
-  const lacOf = (c: Connection | null): Lac | null => (c ? (c as unknown as { lac: Lac }).lac : null);
+  const lacOf = (c: Connection | null): Lac | null => (c ? (c as unknown as { core: { lac: Lac } }).core.lac : null);
   const settle = () => new Promise<void>((r) => setImmediate(r));
   const t0 = performance.now();
   let timersMin = Number.POSITIVE_INFINITY;

@@ -4,7 +4,7 @@ import { Connection, type ConnectionEvent, type TunLike } from '../../src/agent/
 import { Installer } from '../../src/agent/installer';
 import { emptyStatus, type Status } from '../../src/agent/status';
 import { resolveConfig } from '../../src/config/load';
-import type { DatagramTransport } from '../../src/dataplane/udp';
+import type { DatagramTransport } from '../../src/io/udp-socket';
 import { encodeData } from '../../src/l2tp/messages';
 import { createLogger } from '../../src/log';
 import type { DatagramHandler, Endpoint } from '../../src/io/udp-socket';
