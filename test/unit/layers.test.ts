@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { test } from 'node:test';
+import { tsFiles } from '../helpers/source-files';
 
 /**
  * The layer order of src/ (docs: the project brief): a module may import from its
@@ -28,14 +29,6 @@ function layerOf(file: string): { dir: string; rank: number } {
   return { dir, rank };
 }
 
-function walk(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** Relative import specifiers of a module: static imports/exports, import() and require(). */
 export function importsOf(source: string): string[] {
@@ -57,7 +50,7 @@ test('the import scanner sees static, type-only, re-export and dynamic imports',
 
 test('no module under src/ imports from a layer above its own', () => {
   const upward: string[] = [];
-  for (const file of walk(SRC)) {
+  for (const file of tsFiles(SRC)) {
     const from = layerOf(file);
     for (const spec of importsOf(readFileSync(file, 'utf8'))) {
       const target = resolve(dirname(file), spec);

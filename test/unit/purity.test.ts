@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
+import { tsFiles } from '../helpers/source-files';
 
 /**
  * Sans-I/O, checked: the protocol and orchestration cores get time as `now` on each
@@ -34,14 +35,6 @@ const FORBIDDEN: { what: string; re: RegExp }[] = [
   { what: 'an I/O module', re: /from ['"]node:(dgram|fs|fs\/promises|child_process|dns|os|http|https)['"]/ },
 ];
 
-function walk(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (p.endsWith('.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** The source with comments removed, so prose about Date.now does not count. */
 function code(src: string): string {
@@ -49,7 +42,7 @@ function code(src: string): string {
 }
 
 test('pure cores read no clock, draw no randomness, arm no timer and open no I/O of their own', () => {
-  const files = [...CORE_DIRS.flatMap((d) => walk(join(SRC, d))), ...CORE_FILES.map((f) => join(SRC, f))];
+  const files = [...CORE_DIRS.flatMap((d) => tsFiles(join(SRC, d))), ...CORE_FILES.map((f) => join(SRC, f))];
   assert.ok(files.length > 40, `only ${files.length} core files found: the lists above are stale`);
   const found: string[] = [];
   for (const f of files) {
