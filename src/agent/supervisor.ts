@@ -1,7 +1,7 @@
 import type { Prefix } from '../ipv6/packet';
 import type { Endpoint } from '../io/udp-socket';
 import type { Rng } from '../util/random';
-import type { DownInfo } from './connection';
+import type { DownInfo } from './attempt-types';
 import { ReconnectPolicy, type ReconnectSettings } from './reconnect-policy';
 import type { AgentState } from './status';
 
