@@ -54,6 +54,19 @@ test('pure cores read no clock, draw no randomness, arm no timer and open no I/O
   assert.deepEqual(found, []);
 });
 
+test("the agent's pure cores import no driver (agent.ts, connection.ts, dialer.ts, installer.ts ...), not even for types", () => {
+  const agentCores = CORE_FILES.filter((f) => f.startsWith('agent/'));
+  // status.ts holds the Status type and pure helpers both cores fill in.
+  const allowed = new Set([...agentCores, 'agent/status.ts']);
+  const found: string[] = [];
+  for (const f of agentCores) {
+    for (const m of readFileSync(join(SRC, f), 'utf8').matchAll(/from '\.\/([\w-]+)'/g)) {
+      if (!allowed.has(`agent/${m[1]}.ts`)) found.push(`${f} imports ./${m[1]}`);
+    }
+  }
+  assert.deepEqual(found, []);
+});
+
 test('the purity check sees a violation when there is one', () => {
   const bad = code(
     "import dgram from 'node:dgram';\nimport { createHash, randomBytes } from 'node:crypto';\n// Date.now() in prose is fine\nconst t = Date.now();\nconst r = Math.random();\n",
