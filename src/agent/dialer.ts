@@ -64,6 +64,7 @@ export interface DialerDeps {
   openTun: (name: string, opts?: { slotSize?: number }) => TunLike;
   duid: Uint8Array;
   scOverride?: Endpoint[];
+  /** Builds the attempt's connection; default: a UDP transport and Node timers (dialUdp). The soak passes connectionOf over a fake network. */
   dial?: (r: DialRequest) => Promise<ConnectionLike>;
 }
 
