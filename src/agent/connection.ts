@@ -292,7 +292,7 @@ export class Connection {
     const t = this.d.transport;
     s.sc = { address: t.remote.address, port: t.remote.port };
     s.local = t.local;
-    s.tunnel = { localId: l.tunnel.localId, remoteId: l.tunnel.remoteId ?? 0, state: l.tunnel.state };
+    s.tunnel = { localId: l.tunnel.localId, remoteId: l.tunnel.remoteId ?? 0, state: l.tunnel.state, unacknowledged: l.tunnel.unacknowledged };
     s.session = l.session.localId !== undefined ? { localId: l.session.localId, remoteId: l.session.remoteId ?? 0, state: l.session.state } : null;
     const { drops: l2drops, ...l2 } = l.counters;
     s.counters.l2tp = { ...l2 };

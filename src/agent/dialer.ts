@@ -3,9 +3,9 @@ import { rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { type Secrets, explicitKeys, parseScAddress } from '../config/load';
 import type { Config } from '../config/schema';
-import { RealScheduler } from '../core/scheduler';
+import { RealScheduler, type Scheduler } from '../core/scheduler';
 import { openDataTransport } from '../dataplane/udp';
-import type { Endpoint } from '../io/udp-socket';
+import type { DatagramTransport, Endpoint } from '../io/udp-socket';
 import { Nat44 } from '../ipv4/nat44';
 import type { Prefix } from '../ipv6/packet';
 import { Dhcpv4Server } from '../lan/dhcpv4-server';
@@ -64,6 +64,7 @@ export interface DialerDeps {
   openTun: (name: string, opts?: { slotSize?: number }) => TunLike;
   duid: Uint8Array;
   scOverride?: Endpoint[];
+  /** Builds the attempt's connection; default: a UDP transport and Node timers (dialUdp). The soak passes connectionOf over a fake network. */
   dial?: (r: DialRequest) => Promise<ConnectionLike>;
 }
 
@@ -73,6 +74,27 @@ export interface Attempt {
   mtu: number;
   /** Child loggers of the attempt: pino children keep the level they were made with, so a reload sets theirs too. */
   logs: Logger[];
+}
+
+/**
+ * The Connection of one dial over an opened transport, with its own timers: the
+ * production dial and the soak (test/helpers/soak.ts, over a fake network and clock)
+ * build it the same way, the dial's keepalive timers in place of the configured ones.
+ */
+export function connectionOf(r: DialRequest, d: Pick<DialerDeps, 'config' | 'secrets' | 'openTun' | 'duid'>, transport: DatagramTransport, scheduler: Scheduler): Connection {
+  return new Connection(r.sc, {
+    config: { ...d.config, helloInterval: r.keepalive.helloInterval, lcpEchoInterval: r.keepalive.lcpEchoInterval },
+    secrets: d.secrets,
+    log: r.log,
+    scheduler,
+    transport,
+    openTun: d.openTun,
+    installer: r.installer,
+    duid: d.duid,
+    previousPrefix: r.previousPrefix,
+    mtu: r.mtu,
+    emit: r.emit,
+  });
 }
 
 export class Dialer {
@@ -156,19 +178,7 @@ export class Dialer {
         this.log.error({ file, err: (e as Error).message }, 'cannot write the SDP offer');
       }
     }
-    return new Connection(r.sc, {
-      config: { ...this.deps().config, helloInterval: r.keepalive.helloInterval, lcpEchoInterval: r.keepalive.lcpEchoInterval },
-      secrets: this.deps().secrets,
-      log: r.log,
-      scheduler: new RealScheduler(),
-      transport,
-      openTun: this.deps().openTun,
-      installer: r.installer,
-      duid: this.deps().duid,
-      previousPrefix: r.previousPrefix,
-      mtu: r.mtu,
-      emit: r.emit,
-    });
+    return connectionOf(r, this.deps(), transport, new RealScheduler());
   }
 
   /**

@@ -27,7 +27,8 @@ export interface Status {
   sc: { address: string; port: number } | null;
   /** Local (WAN) address the tunnel runs from. */
   local: { address: string; port: number } | null;
-  tunnel: { localId: number; remoteId: number; state: string } | null;
+  /** `unacknowledged`: our control messages the SC has not acknowledged yet (RFC 2661 5.8); a queue that only grows means a deaf SC. */
+  tunnel: { localId: number; remoteId: number; state: string; unacknowledged?: number } | null;
   session: { localId: number; remoteId: number; state: string } | null;
   ppp: {
     lcp: string;
