@@ -148,7 +148,7 @@ export class Agent {
           (e: Error) => this.feed({ type: 'ipsec-up', result: { ok: false, reason: e.message } }),
         );
       case 'ipsec-down':
-        return void this.ipsecOp((g) => g.down()).catch((e: Error) => this.log.warn({ err: e.message }, 'IPsec teardown failed'));
+        return void this.ipsecDown().catch((e: Error) => this.log.warn({ err: e.message }, 'IPsec teardown failed'));
       case 'dial':
         return void this.dial(o.id, o.sc, o.local, o.ipsecOverhead);
       case 'start-connection':
@@ -200,10 +200,25 @@ export class Agent {
     }
   }
 
+  /** An SA negotiation; it starts once every earlier IPsec operation has finished (a teardown's cleanup must not undo it). */
   private ipsecOp<T>(f: (g: IpsecGuard) => Promise<T>): Promise<T | undefined> {
     const g = this.d.ipsec;
     const p = this.ipsecChain.then(() => (g ? f(g) : undefined));
     this.ipsecChain = p.catch(() => undefined);
+    return p;
+  }
+
+  /**
+   * The SA's teardown starts at once, not after a negotiation still running: down() is
+   * what cancels that negotiation (the guard terminates it in charon), which could
+   * otherwise hold a stop for the whole ipsecTimeout. Later operations wait for both.
+   */
+  private ipsecDown(): Promise<void> {
+    const g = this.d.ipsec;
+    if (!g) return Promise.resolve();
+    const p = g.down();
+    const prior = this.ipsecChain;
+    this.ipsecChain = Promise.all([prior, p.catch(() => undefined)]);
     return p;
   }
 
@@ -279,7 +294,7 @@ export class Agent {
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'clearing what the connection installed failed');
     }
-    if (this.d.ipsec) await this.ipsecOp((g) => g.down()).catch(() => undefined); // IPsec teardown when the stop budget ran out
+    await this.ipsecDown().catch(() => undefined); // IPsec teardown when the stop budget ran out
     this.feed({ type: 'forced-cleanup-done' });
   }
 

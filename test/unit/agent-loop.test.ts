@@ -461,6 +461,36 @@ test('ipsec: the SA comes up before the dial and its overhead lowers the MTU; st
   assert.equal(g.calls.at(-1), 'down');
 });
 
+test("ipsec: stop during a negotiation that hangs ends it (down cancels it, as charon's terminate does) instead of waiting for it", { timeout: 30_000 }, async (t) => {
+  // Seen in the UML suite: IKEv1 behind a NAT with a wrong key retransmits for the whole
+  // ipsecTimeout; a stop then must not queue the teardown behind that negotiation.
+  class HangingGuard extends FakeGuard {
+    private cancel: (() => void) | null = null;
+    override up(sc: { address: string }): Promise<IpsecUpResult> {
+      this.calls.push(`up ${sc.address}`);
+      return new Promise((res) => (this.cancel = () => res({ ok: false, reason: 'IPsec: stopped', permanent: false })));
+    }
+    override async down(): Promise<void> {
+      this.calls.push('down');
+      this.cancel?.();
+    }
+  }
+  const g = new HangingGuard();
+  const h = harness(t, {}, { ipsec: g });
+  await settle();
+  assert.deepEqual(g.calls, ['up 192.0.2.1']);
+  let stopped = false;
+  const stop = h.agent.stop().then(() => (stopped = true));
+  for (let i = 0; i < 20 && !stopped; i++) {
+    h.clock.advance(500);
+    await settle();
+  }
+  await Promise.race([stop, new Promise((r) => setTimeout(r, 2000))]);
+  assert.equal(stopped, true, `stop did not finish: ${g.calls.join(', ')}`);
+  assert.equal(g.calls[1], 'down');
+  assert.equal(h.conns.length, 0, 'no dial after the stop');
+});
+
 test('ipsec: a failed SA is an ipsec-layer failure, no dial, and a permanent one (wrong key) backs off at least cap/4', async (t) => {
   const g = new FakeGuard();
   g.next = { ok: false, reason: 'IPsec: the SC rejected our authentication: wrong pre-shared key (or identity) for 192.0.2.1', permanent: true };
