@@ -97,6 +97,7 @@ typedef struct {
   bool vnet;           /* TUN: IFF_VNET_HDR; every read and write carries a virtio-net header */
   uint32_t tun_offload; /* TUN: the TUNSETOFFLOAD bits the kernel took */
   bool gso, gro;       /* UDP: UDP_SEGMENT on send, UDP_GRO on receive */
+  uint32_t gso_max;    /* UDP: datagrams per GSO train */
   bool coalesce;       /* TUN: join TCP segments on write (off after the kernel refused one) */
   uint8_t *scratch;    /* TUN with vnet: one read, before it is cut into the ring */
   bool pending;        /* scratch holds a read that did not fit the ring yet */
@@ -693,6 +694,23 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 /* ---- TUN ----------------------------------------------------------------------- */
 
 /*
+ * SOFTWIRE_OFFLOADS_OFF=name,... (names as offloads() gives them) switches single
+ * offloads off in a process that asked for them: for measuring what each one costs or
+ * gains (docs/PERFORMANCE.md), without a rebuild or a config key per offload.
+ */
+static bool offload_vetoed(const char *name) {
+  const char *list = getenv("SOFTWIRE_OFFLOADS_OFF");
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && memcmp(p, name, n) == 0) return true;
+    p = end ? end + 1 : NULL;
+  }
+  return false;
+}
+
+/*
  * TUNSETOFFLOAD with what this kernel has: checksum, TSO and (Linux 6.2+) USO; older
  * kernels refuse unknown bits with EINVAL, so ask again with fewer. Returns the bits taken.
  */
@@ -733,7 +751,7 @@ static napi_value js_tun_open(napi_env env, napi_callback_info info) {
   if (!get_u32(env, argv[1], 1, 4096, &batch, "tunOpen: batch must be 1..4096")) return NULL;
   if (!get_u32(env, argv[2], 64, 65536 + 64, &slot, "tunOpen: slotSize must be 64..65600")) return NULL;
 
-  if (offload && ((size_t)batch * slot < VNET_RING_MIN || batch < GSO_MAX_SEGS)) offload = false;
+  if (offload && ((size_t)batch * slot < VNET_RING_MIN || batch < GSO_MAX_SEGS || offload_vetoed("vnet-hdr"))) offload = false;
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return THROW_SYS(env, errno, "tunOpen(%s): open /dev/net/tun", name);
@@ -779,7 +797,7 @@ static napi_value js_tun_open(napi_env env, napi_callback_info info) {
   if (!ch) return NULL;
   ch->vnet = vnet;
   ch->tun_offload = taken;
-  ch->coalesce = vnet;
+  ch->coalesce = vnet && !offload_vetoed("tcp-coalesce");
   ch->scratch = scratch;
   napi_value actual;
   NAPI(napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &actual));
@@ -1017,6 +1035,9 @@ static bool get_sockaddr(napi_env env, napi_value addr, napi_value port, struct 
   return false;
 }
 
+#define GSO_TRAIN_MAX 64        /* the kernel's UDP_MAX_SEGMENTS */
+#define GSO_TRAIN_BYTES 65000   /* a train is one UDP datagram before the cut: < 64 KB */
+
 /* Large socket buffers absorb the bursts a batch makes; FORCE works as root past rmem_max. */
 static void grow_buffer(int fd, int opt_force, int opt, int bytes) {
   if (setsockopt(fd, SOL_SOCKET, opt_force, &bytes, sizeof bytes) < 0) setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
@@ -1057,8 +1078,8 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
     return THROW_SYS(env, e, "udpOpen: bind");
   }
   int zero = 0, one = 1;
-  bool gso = offload && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
-  bool gro = offload && slot >= 65536 && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  bool gso = offload && !offload_vetoed("udp-gso") && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  bool gro = offload && !offload_vetoed("udp-gro") && slot >= 65536 && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   /* A GRO train holds at most 64 datagrams (the kernel's UDP_GRO_CNT_MAX). */
   napi_value h = new_channel(env, KIND_UDP, fd, 0, batch, slot, gro ? batch * GRO_MAX_SEGS : batch);
   if (!h) return NULL;
@@ -1066,6 +1087,9 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   if (!ch) return NULL;
   ch->gso = gso;
   ch->gro = gro;
+  /* SOFTWIRE_GSO_MAX=n caps the datagrams per train (measurement: the trains' effect on the SC). */
+  const char *gm = getenv("SOFTWIRE_GSO_MAX");
+  ch->gso_max = gm && atoi(gm) > 0 && atoi(gm) <= GSO_TRAIN_MAX ? (uint32_t)atoi(gm) : GSO_TRAIN_MAX;
   struct sockaddr_storage local;
   socklen_t ll = sizeof local;
   char text[INET6_ADDRSTRLEN] = "";
@@ -1159,8 +1183,6 @@ static bool get_desc(napi_env env, napi_value v, int32_t **desc, size_t *n) {
  * stack per train instead of per datagram. The kernel refuses GSO with EIO where the
  * route cannot take it; then GSO is switched off for the socket and the train resent.
  */
-#define GSO_TRAIN_MAX 64        /* the kernel's UDP_MAX_SEGMENTS */
-#define GSO_TRAIN_BYTES 65000   /* a train is one UDP datagram before the cut: < 64 KB */
 static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6], out;
@@ -1201,7 +1223,7 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
       while (next + k < count && niov + 2 <= MAXIOV) {
         const int32_t *e = desc + (size_t)(next + k) * DESC_STRIDE;
         size_t sz = hlen + (size_t)e[1];
-        if (k > 0 && (!ch->gso || k == GSO_TRAIN_MAX || sz > size || bytes + sz > GSO_TRAIN_BYTES)) break;
+        if (k > 0 && (!ch->gso || k == ch->gso_max || sz > size || bytes + sz > GSO_TRAIN_BYTES)) break;
         iovs[niov].iov_base = (void *)(hdrs + (size_t)e[2] * hlen);
         iovs[niov++].iov_len = hlen;
         iovs[niov].iov_base = (void *)(src + e[0]);
