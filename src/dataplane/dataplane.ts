@@ -1,7 +1,7 @@
 import { DataCounters } from './counters';
 import { DATA_HEADER_LEN, type IpLocation, PPP_IPV4, PPP_IPV6, TEMPLATE_IPV4, TEMPLATE_IPV6, buildHeaderTemplates, ipv6NeedsCores, locateIp } from './frame';
 import { MSS_OVERHEAD_IPV4, MSS_OVERHEAD_IPV6, clampMss } from './mss';
-import type { DatagramSink } from './udp';
+import type { DataRunSource, RunSink } from './udp';
 
 /**
  * The softwire's packet pump: TUN -> PPP -> L2TP -> UDP and back, a batch per
@@ -70,7 +70,7 @@ export interface DataplaneOptions {
   counters?: DataCounters;
 }
 
-export class Dataplane implements DatagramSink {
+export class Dataplane implements RunSink {
   readonly counters: DataCounters;
   private readonly tun: FrameTun;
   private readonly udp: FrameUdp;
@@ -91,6 +91,9 @@ export class Dataplane implements DatagramSink {
   private rxOpen6 = false;
   private rxCount = 0;
   private rxTaken = 0;
+  /** What takeRun's C classifier needs: [tunnel, session, open4, open6, mss4, mss6], and its answer. */
+  private readonly rxParams = new Int32Array(6);
+  private readonly rxOut = new Int32Array(2);
 
   constructor(o: DataplaneOptions) {
     this.tun = o.tun;
@@ -192,6 +195,31 @@ export class Dataplane implements DatagramSink {
     this.rxSession = h.localSessionId;
     this.rxOpen4 = this.ppp.canCarry(PPP_IPV4);
     this.rxOpen6 = this.ppp.canCarry(PPP_IPV6);
+    const p = this.rxParams;
+    p[0] = this.rxTunnel;
+    p[1] = this.rxSession;
+    p[2] = this.rxOpen4 ? 1 : 0;
+    p[3] = this.rxOpen6 ? 1 : 0;
+    p[4] = this.mss4;
+    p[5] = this.mss6;
+  }
+
+  /**
+   * take() for a run of datagrams at once, decided in C with take()'s rules
+   * (src/native/rxdata.h): no JS runs per packet, which under the agent's V8 flags
+   * (no optimising compiler) was ~0.8 µs a datagram. Returns the first entry not taken.
+   */
+  takeRun(src: DataRunSource, from: number, count: number): number {
+    if (this.rxTunnel < 0) return from;
+    let at = from;
+    for (;;) {
+      if (this.rxCount === MAX_BATCH) this.flush(src.ring);
+      at = src.takeData(at, count, this.rxParams, this.rxDesc, this.rxCount, MAX_BATCH, this.rxOut);
+      this.rxTaken += this.rxOut[0]! - this.rxCount;
+      this.rxCount = this.rxOut[0]!;
+      this.counters.mssClamped += this.rxOut[1]!;
+      if (at >= count || this.rxCount < MAX_BATCH) return at;
+    }
   }
 
   take(buf: Buffer, off: number, len: number): boolean {

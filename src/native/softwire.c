@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "offload.h"
+#include "rxdata.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -1275,6 +1276,103 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
   return out;
 }
 
+static bool get_params(napi_env env, napi_value v, rx_params *p) {
+  int32_t *a;
+  size_t n;
+  if (!get_desc(env, v, &a, &n) || n < 6) return false;
+  p->tunnel = (uint16_t)a[0];
+  p->session = (uint16_t)a[1];
+  p->open4 = a[2] != 0;
+  p->open6 = a[3] != 0;
+  p->mss4 = a[4];
+  p->mss6 = a[5];
+  return true;
+}
+
+/* Whether receive entry i came from the peer address (the SC udpSetPeer named). */
+static bool from_peer(channel *ch, uint32_t i) {
+  const int32_t *m = slot_meta(ch, i);
+  const uint8_t *a = ch->addrs + (size_t)i * ADDR_STRIDE;
+  if (ch->peer.ss_family == AF_INET)
+    return m[2] == 4 && memcmp(a, &((struct sockaddr_in *)&ch->peer)->sin_addr, 4) == 0;
+  if (ch->peer.ss_family == AF_INET6)
+    return m[2] == 6 && memcmp(a, &((struct sockaddr_in6 *)&ch->peer)->sin6_addr, 16) == 0;
+  return false;
+}
+
+/*
+ * udpTakeData(udp, from, count, params, desc, descStart, descMax, out) -> next entry.
+ * From receive entry `from` on, takes the datagrams that are our session's IP data
+ * (rxdata.h; from the peer's address, not truncated), clamps their MSS and appends
+ * [IP offset in the ring, IP length, 0] to desc from descStart, stopping at the first
+ * entry it does not take, at `count` or when desc holds descMax. out = [desc entries
+ * now, SYNs clamped]. The TypeScript sink writes desc to the TUN and handles the entry
+ * it stopped at as before, so order is kept.
+ */
+static napi_value js_udp_take_data(napi_env env, napi_callback_info info) {
+  size_t argc = 8, desc_len, out_len;
+  napi_value argv[8], res;
+  uint32_t from, count, start, max;
+  int32_t *desc, *out;
+  rx_params p;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_UDP, true, "udpTakeData");
+  if (!ch) return NULL;
+  if (argc < 8 || !get_params(env, argv[3], &p) || !get_desc(env, argv[4], &desc, &desc_len) ||
+      !get_desc(env, argv[7], &out, &out_len) || out_len < 2)
+    return type_error(env, "udpTakeData(udp, from, count, params: Int32Array(6), desc: Int32Array, descStart, descMax, out: Int32Array(2))");
+  if (!get_u32(env, argv[2], 0, ch->entries, &count, "udpTakeData: count exceeds the entries") ||
+      !get_u32(env, argv[1], 0, count, &from, "udpTakeData: from exceeds count") ||
+      !get_u32(env, argv[6], 0, (uint32_t)(desc_len / DESC_STRIDE), &max, "udpTakeData: descMax exceeds desc") ||
+      !get_u32(env, argv[5], 0, max, &start, "udpTakeData: descStart exceeds descMax"))
+    return NULL;
+  size_t ring_len = (size_t)ch->batch * ch->slot;
+  uint32_t i = from, n = start;
+  int32_t clamped = 0;
+  for (; i < count && n < max; i++) {
+    const int32_t *m = slot_meta(ch, i);
+    if (m[3] != 0 || m[0] < 0 || m[4] < 0 || (size_t)m[4] + (size_t)m[0] > ring_len || !from_peer(ch, i)) break;
+    size_t at, len;
+    bool c = false;
+    if (!rx_take(ch->ring + m[4], (size_t)m[0], &p, &at, &len, &c)) break;
+    clamped += c;
+    int32_t *d = desc + (size_t)n * DESC_STRIDE;
+    d[0] = m[4] + (int32_t)at;
+    d[1] = (int32_t)len;
+    d[2] = 0;
+    n++;
+  }
+  out[0] = (int32_t)n;
+  out[1] = clamped;
+  NAPI(napi_create_uint32(env, i, &res));
+  return res;
+}
+
+/* rxTake(datagram, params) -> [IP offset, IP length, 1 if the MSS was clamped] or null: rx_take as a test hook. Edits the datagram. */
+static napi_value js_rx_take(napi_env env, napi_callback_info info) {
+  size_t argc = 2, len;
+  napi_value argv[2], res, v;
+  const uint8_t *data;
+  rx_params p;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || !get_bytes(env, argv[0], &data, &len) || !get_params(env, argv[1], &p))
+    return type_error(env, "rxTake(datagram: Uint8Array, params: Int32Array(6))");
+  size_t at = 0, ip = 0;
+  bool c = false;
+  if (!rx_take((uint8_t *)data, len, &p, &at, &ip, &c)) {
+    NAPI(napi_get_null(env, &res));
+    return res;
+  }
+  NAPI(napi_create_array_with_length(env, 3, &res));
+  NAPI(napi_create_uint32(env, (uint32_t)at, &v));
+  NAPI(napi_set_element(env, res, 0, v));
+  NAPI(napi_create_uint32(env, (uint32_t)ip, &v));
+  NAPI(napi_set_element(env, res, 1, v));
+  NAPI(napi_create_uint32(env, c ? 1 : 0, &v));
+  NAPI(napi_set_element(env, res, 2, v));
+  return res;
+}
+
 /* Writes one gro_coalesce result: a plain packet, or the head's headers and every payload. */
 static int write_joined(channel *ch, const gro_pkt *in, const gro_out *o) {
   struct iovec iov[2 + GRO_MAX_SEGS];
@@ -1498,6 +1596,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpOpen", js_udp_open},           {"udpSetPeer", js_udp_set_peer}, {"udpSend", js_udp_send},
       {"udpSendFrames", js_udp_send_frames}, {"tunWriteFrames", js_tun_write_frames},
       {"offloads", js_offloads},          {"gsoSplit", js_gso_split},     {"groCoalesce", js_gro_coalesce},
+      {"udpTakeData", js_udp_take_data},  {"rxTake", js_rx_take},
   };
   static const struct {
     const char *name;
