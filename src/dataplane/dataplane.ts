@@ -45,6 +45,8 @@ export interface FrameTun {
 /** The native UDP socket (NativeUdpTransport.sendFrames). */
 export interface FrameUdp {
   sendFrames(headers: Uint8Array, headerLen: number, source: Uint8Array, desc: Int32Array, count: number): number;
+  /** The whole TUN batch classified and sent in C (NativeUdpTransport.sendTun); absent: sendFrames per chunk. */
+  sendTun?(headers: Uint8Array, headerLen: number, source: Uint8Array, meta: Int32Array, slots: Uint16Array, from: number, to: number, params: Int32Array, out: Int32Array): number;
 }
 
 /** One TUN wake-up (PacketBatch). */
@@ -53,6 +55,9 @@ export interface TunBatch {
   readonly buffer: Buffer;
   offset(i: number): number;
   length(i: number): number;
+  /** The native ring's metadata and the slot of each packet (PacketBatch): what udpSendTun reads. */
+  readonly meta?: Int32Array;
+  readonly slots?: Uint16Array;
 }
 
 /** [offset, length, header template] per packet, as the addon reads them. */
@@ -94,6 +99,9 @@ export class Dataplane implements RunSink {
   /** What takeRun's C classifier needs: [tunnel, session, open4, open6, mss4, mss6], and its answer. */
   private readonly rxParams = new Int32Array(6);
   private readonly rxOut = new Int32Array(2);
+  /** sendTun's [open4, open6, mss4, mss6] and its answer. */
+  private readonly txParams = new Int32Array(4);
+  private readonly txOut = new Int32Array(6);
 
   constructor(o: DataplaneOptions) {
     this.tun = o.tun;
@@ -128,8 +136,38 @@ export class Dataplane implements RunSink {
     }
     const open4 = this.ppp.canCarry(PPP_IPV4);
     const open6 = this.ppp.canCarry(PPP_IPV6);
+    if (this.udp.sendTun && batch.meta && batch.slots) {
+      this.sendNative(batch, batch.meta, batch.slots, open4, open6);
+      return true;
+    }
     for (let from = 0; from < batch.count; from += MAX_BATCH) this.sendChunk(batch, from, Math.min(batch.count, from + MAX_BATCH), open4, open6);
     return true;
+  }
+
+  /**
+   * sendChunk's work for the whole batch in C (no JS per packet: under the agent's V8
+   * flags that was ~0.3 µs a packet), with the same checks and counters.
+   */
+  private sendNative(batch: TunBatch, meta: Int32Array, slots: Uint16Array, open4: boolean, open6: boolean): void {
+    const c = this.counters;
+    const p = this.txParams;
+    const o = this.txOut;
+    p[0] = open4 ? 1 : 0;
+    p[1] = open6 ? 1 : 0;
+    p[2] = this.mss4;
+    p[3] = this.mss6;
+    const sent = this.udp.sendTun!(this.templates, DATA_HEADER_LEN, batch.buffer, meta, slots, 0, batch.count, p, o);
+    if (o[1]) c.drop('tx', 'ipv6-not-open', o[1]);
+    if (o[2]) c.drop('tx', 'ipv4-not-carried', o[2]);
+    if (o[3]) c.drop('tx', 'bad-version', o[3]);
+    c.mssClamped += o[4]!;
+    const accepted = batch.count - o[1]! - o[2]! - o[3]!;
+    if (accepted === 0) return;
+    if (accepted > sent) c.drop('tx', 'udp-queue-full', accepted - sent);
+    c.txPackets += sent;
+    c.txOctets += o[5]!;
+    c.txBatches++;
+    this.lac.dataSent(sent);
   }
 
   private sendChunk(batch: TunBatch, from: number, to: number, open4: boolean, open6: boolean): void {

@@ -147,6 +147,12 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
     return this.handle.ring;
   }
 
+  /** TUN batch to the SC, classified and clamped in C (SoftwireAddon.udpSendTun); 0 once closed. */
+  sendTun(headers: Uint8Array, headerLen: number, source: Uint8Array, meta: Int32Array, slots: Uint16Array, from: number, to: number, params: Int32Array, out: Int32Array): number {
+    if (this.closed || from >= to) return 0;
+    return this.native.udpSendTun(this.handle, headers, headerLen, source, meta, slots, from, to, params, out);
+  }
+
   /** The C classifier over the receive ring (SoftwireAddon.udpTakeData). */
   takeData(from: number, count: number, params: Int32Array, desc: Int32Array, descStart: number, descMax: number, out: Int32Array): number {
     return this.native.udpTakeData(this.handle, from, count, params, desc, descStart, descMax, out);

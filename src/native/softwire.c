@@ -1184,6 +1184,8 @@ static bool get_desc(napi_env env, napi_value v, int32_t **desc, size_t *n) {
  * stack per train instead of per datagram. The kernel refuses GSO with EIO where the
  * route cannot take it; then GSO is switched off for the socket and the train resent.
  */
+static int send_frames(channel *ch, const uint8_t *hdrs, uint32_t hlen, const uint8_t *src, const int32_t *desc,
+                       uint32_t count, uint32_t *done_out);
 static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6], out;
@@ -1205,6 +1207,16 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
     if (d[0] < 0 || d[1] < 0 || (size_t)d[0] + (size_t)d[1] > src_len || d[2] < 0 || ((size_t)d[2] + 1) * hlen > hdrs_len)
       return THROW_SYS(env, EINVAL, "udpSendFrames: descriptor %u out of bounds", i);
   }
+  uint32_t done = 0;
+  int e = send_frames(ch, hdrs, hlen, src, desc, count, &done);
+  if (e) return THROW_SYS(env, e, "udpSendFrames: sendmmsg");
+  NAPI(napi_create_uint32(env, done, &out));
+  return out;
+}
+
+/* Sends desc's datagrams (checked by the caller); *done says how many went out. Returns 0 or a fatal errno. */
+static int send_frames(channel *ch, const uint8_t *hdrs, uint32_t hlen, const uint8_t *src, const int32_t *desc,
+                       uint32_t count, uint32_t *done_out) {
   enum { MAXB = 256, MAXIOV = 1024 };
   struct mmsghdr msgs[MAXB];
   struct iovec iovs[MAXIOV];
@@ -1261,7 +1273,8 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
         continue;
       }
       if (send_errno_ok(errno)) break;
-      return THROW_SYS(env, errno, "udpSendFrames: sendmmsg");
+      *done_out = done;
+      return errno;
     }
     for (int i = 0; i < r; i++) {
       done += per[i];
@@ -1272,8 +1285,8 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
     }
     if ((uint32_t)r < built) break;
   }
-  NAPI(napi_create_uint32(env, done, &out));
-  return out;
+  *done_out = done;
+  return 0;
 }
 
 static bool get_params(napi_env env, napi_value v, rx_params *p) {
@@ -1370,6 +1383,95 @@ static napi_value js_rx_take(napi_env env, napi_callback_info info) {
   NAPI(napi_set_element(env, res, 1, v));
   NAPI(napi_create_uint32(env, c ? 1 : 0, &v));
   NAPI(napi_set_element(env, res, 2, v));
+  return res;
+}
+
+/*
+ * udpSendTun(udp, headers, headerLen, source, meta, slots, from, to, params, out) -> sent.
+ * The send half of the data fast path in C (dataplane.ts sendChunk's rules): TUN
+ * packets from..to of a batch (slot slots[i], its offset and length in meta, bytes in
+ * source) are checked (IP version, its NCP open: params [open4, open6, mss4, mss6]),
+ * their SYNs' MSS clamped, and sent as udpSendFrames does, header template 0 for IPv4
+ * and 1 for IPv6. out = [sent, ipv6 not open, ipv4 not carried, bad version, SYNs
+ * clamped, octets sent].
+ */
+static napi_value js_udp_send_tun(napi_env env, napi_callback_info info) {
+  size_t argc = 10, hdrs_len, src_len, meta_len, slots_len, plen, out_len;
+  napi_value argv[10], res;
+  const uint8_t *hdrs, *src;
+  int32_t *meta, *pa, *out;
+  uint16_t *slots;
+  uint32_t hlen, from, to;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_UDP, true, "udpSendTun");
+  if (!ch) return NULL;
+  bool is_ta = false;
+  napi_typedarray_type type;
+  void *sp = NULL;
+  if (argc < 10 || !get_bytes(env, argv[1], &hdrs, &hdrs_len) || !get_bytes(env, argv[3], &src, &src_len) ||
+      !get_desc(env, argv[4], &meta, &meta_len) || napi_is_typedarray(env, argv[5], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[5], &type, &slots_len, &sp, NULL, NULL) != napi_ok || type != napi_uint16_array ||
+      !get_desc(env, argv[8], &pa, &plen) || plen < 4 || !get_desc(env, argv[9], &out, &out_len) || out_len < 6)
+    return type_error(env, "udpSendTun(udp, headers, headerLen, source, meta: Int32Array, slots: Uint16Array, from, to, params: Int32Array(4), out: Int32Array(6))");
+  slots = sp;
+  if (!get_u32(env, argv[2], 1, 64, &hlen, "udpSendTun: headerLen must be 1..64")) return NULL;
+  if (hdrs_len < 2 * (size_t)hlen) return THROW_SYS(env, EINVAL, "udpSendTun: two header templates needed");
+  if (!get_u32(env, argv[7], 0, (uint32_t)slots_len, &to, "udpSendTun: to exceeds slots") ||
+      !get_u32(env, argv[6], 0, to, &from, "udpSendTun: from exceeds to"))
+    return NULL;
+  if (!ch->peer_len) return THROW_SYS(env, EDESTADDRREQ, "udpSendTun: no peer set");
+  bool open4 = pa[0] != 0, open6 = pa[1] != 0;
+  enum { CHUNK = 512 };
+  int32_t desc[CHUNK * DESC_STRIDE];
+  memset(out, 0, 6 * sizeof *out);
+  for (uint32_t i = from; i < to;) {
+    uint32_t n = 0;
+    int64_t octets = 0;
+    for (; i < to && n < CHUNK; i++) {
+      size_t m = (size_t)slots[i] * META_STRIDE;
+      if (m + META_STRIDE > meta_len) return THROW_SYS(env, EINVAL, "udpSendTun: slot %u out of bounds", slots[i]);
+      int32_t off = meta[m + 4], len = meta[m];
+      if (off < 0 || len < 0 || (size_t)off + (size_t)len > src_len) return THROW_SYS(env, EINVAL, "udpSendTun: packet %u out of bounds", i);
+      int version = len > 0 ? src[off] >> 4 : 0;
+      int tmpl;
+      if (version == 6) {
+        if (!open6) {
+          out[1]++;
+          continue;
+        }
+        tmpl = 1;
+      } else if (version == 4) {
+        if (!open4) {
+          out[2]++;
+          continue;
+        }
+        tmpl = 0;
+      } else {
+        out[3]++;
+        continue;
+      }
+      /* The TUN ring is ours until the next read: the clamp edits it in place, as the JS path does. */
+      if (rx_clamp_mss((uint8_t *)src + off, (size_t)len, pa[2], pa[3])) out[4]++;
+      int32_t *d = desc + (size_t)n * DESC_STRIDE;
+      d[0] = off;
+      d[1] = len;
+      d[2] = tmpl;
+      octets += len;
+      n++;
+    }
+    if (n == 0) continue;
+    uint32_t done = 0;
+    int e = send_frames(ch, hdrs, hlen, src, desc, n, &done);
+    if (e) return THROW_SYS(env, e, "udpSendTun: sendmmsg");
+    for (uint32_t k = done; k < n; k++) octets -= desc[k * DESC_STRIDE + 1];
+    out[0] += (int32_t)done;
+    out[5] += (int32_t)octets;
+    if (done < n) {
+      /* A full queue: the rest of the batch is dropped, as udpSendFrames' callers count it. */
+      break;
+    }
+  }
+  NAPI(napi_create_int32(env, out[0], &res));
   return res;
 }
 
@@ -1596,7 +1698,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpOpen", js_udp_open},           {"udpSetPeer", js_udp_set_peer}, {"udpSend", js_udp_send},
       {"udpSendFrames", js_udp_send_frames}, {"tunWriteFrames", js_tun_write_frames},
       {"offloads", js_offloads},          {"gsoSplit", js_gso_split},     {"groCoalesce", js_gro_coalesce},
-      {"udpTakeData", js_udp_take_data},  {"rxTake", js_rx_take},
+      {"udpTakeData", js_udp_take_data},  {"udpSendTun", js_udp_send_tun},  {"rxTake", js_rx_take},
   };
   static const struct {
     const char *name;

@@ -181,3 +181,65 @@ describe('NativeUdpTransport with the Dataplane: runs classified in C, order kep
     assert.equal(dp.counters.rxPackets, 4);
   });
 });
+
+describe('send path in C (udpSendTun) against sendChunk in TypeScript', () => {
+  /** A TUN batch as PacketBatch lays it out: packets in a ring, META_STRIDE metadata per slot, slot per packet. */
+  function batchOf(packets: Buffer[]) {
+    const stride = native.META_STRIDE;
+    const ring = Buffer.alloc(packets.length * 2048);
+    const meta = new Int32Array(packets.length * stride);
+    const slots = new Uint16Array(packets.length);
+    packets.forEach((p, i) => {
+      p.copy(ring, i * 2048);
+      meta[i * stride] = p.length;
+      meta[i * stride + native.META_OFFSET] = i * 2048;
+      slots[i] = i;
+    });
+    return { count: packets.length, buffer: ring, meta, slots, offset: (i: number) => meta[i * stride + native.META_OFFSET]!, length: (i: number) => meta[i * stride]! };
+  }
+
+  async function run(packets: Buffer[], open6: boolean, useC: boolean) {
+    const udp = await NativeUdpTransport.open({ address: '127.0.0.1', port: 9 }, '127.0.0.1');
+    const sc = createSocket('udp4');
+    sc.bind(0, '127.0.0.1');
+    await once(sc, 'listening');
+    udp.retarget(`127.0.0.1:${sc.address().port}`);
+    const got: Buffer[] = [];
+    sc.on('message', (m) => got.push(m));
+    const frameUdp = useC ? udp : { sendFrames: udp.sendFrames.bind(udp) };
+    const header = { tunnelId: 0x0a0b, sessionId: 0x0c0d, localTunnelId: 1, localSessionId: 2, sequencing: false };
+    const dp = new Dataplane({ tun: { writeFrames: () => 0 }, udp: frameUdp, lac: { dataHeader: () => header, dataReceived: () => {}, dataSent: () => {} }, ppp: { canCarry: (p) => p === PPP_IPV4 || open6 }, mtu: 1460 });
+    const b = batchOf(packets);
+    assert.equal(dp.fromTun(b), true);
+    const want = dp.counters.txPackets;
+    const deadline = Date.now() + 20_000;
+    while (got.length < want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    udp.close();
+    sc.close();
+    return { got, counters: dp.counters.snapshot(), drops: { ...dp.counters.drops }, ring: b.buffer };
+  }
+
+  it('sends, clamps, drops and counts as the TypeScript path does', async () => {
+    const packets = [
+      tcpPacket(4, [2, 4, 0x05, 0xb4]), // SYN, clamped to 1420
+      tcpPacket(6, [1, 2, 4, 0x05, 0xb4]), // IPv6 SYN: dropped when IPV6CP is not open
+      Buffer.from([0x15, 0, 0, 20, ...new Array<number>(16).fill(0)]), // version 1
+      tcpPacket(4, [2, 4, 0x05, 0xb4], 0x10), // ACK: MSS left alone
+      Buffer.alloc(0),
+      tcpPacket(6, [2, 4, 0x05, 0xa0], 0x12), // IPv6 SYN-ACK, clamped to 1400
+    ];
+    for (const open6 of [false, true]) {
+      const js = await run(packets.map((p) => Buffer.from(p)), open6, false);
+      const c = await run(packets.map((p) => Buffer.from(p)), open6, true);
+      assert.deepEqual(c.counters, js.counters, `counters, open6 ${open6}`);
+      assert.deepEqual(c.drops, js.drops, `drops, open6 ${open6}`);
+      assert.deepEqual(c.got, js.got, `datagrams, open6 ${open6}`);
+      assert.deepEqual(c.ring, js.ring, `clamped in place alike, open6 ${open6}`);
+    }
+    const c = await run([tcpPacket(4, [2, 4, 0x05, 0xb4])], true, true);
+    assert.equal(c.got.length, 1);
+    assert.deepEqual([...c.got[0]!.subarray(0, 10)], [0x00, 0x02, 0x0a, 0x0b, 0x0c, 0x0d, 0xff, 0x03, 0x00, 0x21]);
+    assert.equal(c.got[0]!.readUInt16BE(10 + 42), 1420, 'MSS clamped to MTU - 40');
+    assert.equal(c.counters.mssClamped, 1);
+  });
+});
