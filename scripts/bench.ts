@@ -67,10 +67,11 @@ const SCENARIOS = [
   // Not in a default run (--only): offloads on but one of them vetoed (SOFTWIRE_OFFLOADS_OFF), to see what each does against l2tpns.
   'l2tpns-nogso',
   'l2tpns-nogro',
+  'l2tpns-novnet',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
-const EXTRA: readonly Scenario[] = ['l2tpns-nogso', 'l2tpns-nogro'];
-const VETO: Partial<Record<Scenario, string>> = { 'l2tpns-nogso': 'udp-gso', 'l2tpns-nogro': 'udp-gro' };
+const EXTRA: readonly Scenario[] = ['l2tpns-nogso', 'l2tpns-nogro', 'l2tpns-novnet'];
+const VETO: Partial<Record<Scenario, string>> = { 'l2tpns-nogso': 'udp-gso', 'l2tpns-nogro': 'udp-gro', 'l2tpns-novnet': 'vnet-hdr' };
 const onlyAt = args.indexOf('--only');
 const ONLY: Scenario[] = onlyAt >= 0 ? (args[onlyAt + 1]!.split(',') as Scenario[]) : SCENARIOS.filter((s) => !EXTRA.includes(s));
 /** --diag: per test, the agent's system calls by kind (perf, where it works), the SC's UDP drops (nstat) and the offload counters. */

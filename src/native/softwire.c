@@ -733,6 +733,8 @@ static uint32_t tun_set_offload(int fd) {
  * entries) must then hold one cut 64 KB super-packet. If the kernel refuses, the device
  * is opened as before (the handle's offloads() says which).
  */
+#define PLAIN_FALLBACK_BATCH 64
+#define PLAIN_FALLBACK_SLOT 4096
 static napi_value js_tun_open(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -752,6 +754,7 @@ static napi_value js_tun_open(napi_env env, napi_callback_info info) {
   if (!get_u32(env, argv[1], 1, 4096, &batch, "tunOpen: batch must be 1..4096")) return NULL;
   if (!get_u32(env, argv[2], 64, 65536 + 64, &slot, "tunOpen: slotSize must be 64..65600")) return NULL;
 
+  bool asked = offload;
   if (offload && ((size_t)batch * slot < VNET_RING_MIN || batch < GSO_MAX_SEGS || offload_vetoed("vnet-hdr"))) offload = false;
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
@@ -783,6 +786,13 @@ static napi_value js_tun_open(napi_env env, napi_callback_info info) {
       close(fd);
       return THROW_SYS(env, e, "tunOpen(%s): ioctl TUNSETIFF", name);
     }
+  }
+  /* A ring sized for cut super-packets has slots too small for whole packets: a plain
+   * device (header refused or vetoed) gets the plain path's layout, or every packet
+   * longer than a slot would be dropped as truncated. */
+  if (asked && !vnet && slot < PLAIN_FALLBACK_SLOT) {
+    batch = PLAIN_FALLBACK_BATCH;
+    slot = PLAIN_FALLBACK_SLOT;
   }
   uint8_t *scratch = vnet ? malloc(VNET_READ_MAX) : NULL;
   if (vnet && !scratch) {

@@ -9,6 +9,7 @@ import { PPP_IPV4, PPP_IPV6, ipv6NeedsCores, locateIp } from '../../src/dataplan
 import { clampMss } from '../../src/dataplane/mss';
 import { NativeUdpTransport } from '../../src/dataplane/udp';
 import { tcpPacket } from '../helpers/tcp';
+import { Topology } from '../lab/netns';
 
 /*
  * The receive classifier in C (src/native/rxdata.h, udpTakeData) must decide exactly as
@@ -241,5 +242,27 @@ describe('send path in C (udpSendTun) against sendChunk in TypeScript', () => {
     assert.deepEqual([...c.got[0]!.subarray(0, 10)], [0x00, 0x02, 0x0a, 0x0b, 0x0c, 0x0d, 0xff, 0x03, 0x00, 0x21]);
     assert.equal(c.got[0]!.readUInt16BE(10 + 42), 1420, 'MSS clamped to MTU - 40');
     assert.equal(c.counters.mssClamped, 1);
+  });
+});
+
+describe('TUN opened for offloads that the kernel (or SOFTWIRE_OFFLOADS_OFF) leaves plain', () => {
+  it('gets slots that hold whole packets, not the 512-byte slots of the cut ring', () => {
+    const topo = new Topology();
+    try {
+      const ns = topo.ns('tun');
+      const script = [
+        "const { TunDevice } = require('./src/platform/tun');",
+        "const t = TunDevice.open('swt0', { offload: true });",
+        "const h = t.handle;",
+        'console.log(JSON.stringify({ offloads: t.offloads, slot: h.slotSize, batch: h.batch }));',
+        't.close();',
+      ].join('\n');
+      const out = ns.exec('env', ['SOFTWIRE_OFFLOADS_OFF=vnet-hdr', process.execPath, '--import', 'tsx', '-e', script]);
+      const r = JSON.parse(out.trim().split('\n').pop()!) as { offloads: string[]; slot: number; batch: number };
+      assert.deepEqual(r.offloads, []);
+      assert.ok(r.slot >= 1500, `slot ${r.slot} holds a 1500-byte packet`);
+    } finally {
+      topo.destroy();
+    }
   });
 });
