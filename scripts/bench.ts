@@ -20,14 +20,19 @@
  * Each: iperf3 TCP one stream up (tcp1) and down (tcp1r, -R), 4 streams up (tcp4) and
  * 64-byte UDP up (udp64: packets/s at the receiver); the agent's (or cpe relay's) CPU
  * seconds per GB and per million packets, SC CPU%, peak RSS, machine busy % and load.
- * Medians of the repeats. Writes the tables into docs/PERFORMANCE.md.
+ * Medians of the repeats; each repeat is a round over all scenarios (a pair compared in
+ * the targets then shares the machine's load drift). Writes the tables into
+ * docs/PERFORMANCE.md. --diag prints per test the agent's system calls by kind (perf),
+ * UDP receive drops in the SC's and the agent's namespace (nstat), TUN queue drops and
+ * the GSO/GRO counters.
  *
  *   node --import tsx scripts/bench.ts [--repeats N] [--seconds S] [--quick]
- *                                      [--only kernel-host,emu-on,...] [--no-write]
+ *                                      [--only kernel-host,emu-on,...] [--tests tcp1,udp64]
+ *                                      [--diag] [--no-write]
  *
  * --quick is one repeat of 2 s (a smoke run; nothing written unless --write).
  */
-import { type ChildProcess, execFileSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -59,10 +64,18 @@ const SCENARIOS = [
   'relay-router',
   'router-emu-off',
   'router-emu-on',
+  // Not in a default run (--only): offloads on but one of them vetoed (SOFTWIRE_OFFLOADS_OFF), to see what each does against l2tpns.
+  'l2tpns-nogso',
+  'l2tpns-nogro',
+  'l2tpns-novnet',
 ] as const;
 type Scenario = (typeof SCENARIOS)[number];
+const EXTRA: readonly Scenario[] = ['l2tpns-nogso', 'l2tpns-nogro', 'l2tpns-novnet'];
+const VETO: Partial<Record<Scenario, string>> = { 'l2tpns-nogso': 'udp-gso', 'l2tpns-nogro': 'udp-gro', 'l2tpns-novnet': 'vnet-hdr' };
 const onlyAt = args.indexOf('--only');
-const ONLY: Scenario[] = onlyAt >= 0 ? (args[onlyAt + 1]!.split(',') as Scenario[]) : [...SCENARIOS];
+const ONLY: Scenario[] = onlyAt >= 0 ? (args[onlyAt + 1]!.split(',') as Scenario[]) : SCENARIOS.filter((s) => !EXTRA.includes(s));
+/** --diag: per test, the agent's system calls by kind (perf, where it works), the SC's UDP drops (nstat) and the offload counters. */
+const DIAG = args.includes('--diag');
 const FAR = '203.0.113.1';
 const LAN_NET = '192.168.77.0/24';
 const HZ = 100;
@@ -71,7 +84,9 @@ const ROOT = join(__dirname, '..');
 const TUN_MTU = 1460;
 
 type Test = 'tcp1' | 'tcp1r' | 'tcp4' | 'udp64';
-const TESTS: Test[] = ['tcp1', 'tcp1r', 'tcp4', 'udp64'];
+const testsAt = args.indexOf('--tests');
+const ALL_TESTS: Test[] = ['tcp1', 'tcp1r', 'tcp4', 'udp64'];
+const TESTS: Test[] = testsAt >= 0 ? (args[testsAt + 1]!.split(',') as Test[]) : ALL_TESTS;
 interface Sample {
   value: number; // Mbit/s for TCP, packets/s for UDP
   /** CPU seconds of the agent (or the cpe relay) during the test, and the system part of it. */
@@ -157,10 +172,14 @@ function exited(p: ChildProcess, ms: number): Promise<void> {
 interface Env {
   client: Netns;
   sc: Netns;
+  /** Where the agent (or relay) runs. */
+  cpe?: Netns;
   agentPid?: number;
   scPid?: number;
   /** Packets the agent moved so far (status: tunIn + tunOut); absent for the relay. */
   moved?: () => Promise<number>;
+  /** The agent's status counters (counters.data). */
+  data?: () => Promise<Record<string, number>>;
   hwm(): number;
 }
 
@@ -174,6 +193,7 @@ async function iperf(env: Env, test: Test): Promise<Sample> {
   const s0 = scPid ? cpuTicks(scPid) : 0;
   const m0 = machineTicks();
   const l1 = load1();
+  const diag = DIAG ? await startDiag(env) : undefined;
   const t0 = Date.now();
   let peak = 0;
   const sampler = setInterval(() => {
@@ -200,6 +220,8 @@ async function iperf(env: Env, test: Test): Promise<Sample> {
   const moved = env.moved ? (await env.moved()) - mv0 : null;
   const scCpu = scPid ? ((cpuTicks(scPid) - s0) / HZ / secs) * 100 : null;
   await exited(srv, 10_000);
+  const j0 = JSON.parse(out) as { end: { sum_received?: { bytes: number }; sum?: { packets: number } } };
+  if (diag) await diag(test, j0.end.sum_received?.bytes ?? (j0.end.sum?.packets ?? 0) * 64);
   const j = JSON.parse(out) as {
     error?: string;
     end: { sum_received?: { bits_per_second: number; bytes: number }; sum?: { packets: number; lost_packets: number; seconds: number } };
@@ -216,7 +238,68 @@ async function iperf(env: Env, test: Test): Promise<Sample> {
   return { value: j.end.sum_received!.bits_per_second / 1e6, agentCpuS, agentSysS, agentRw, scCpu, secs, bytes: b, packets: b / (TUN_MTU - 40), agentRssMb: agentPid ? peak : null, busyPct, load1: l1 };
 }
 
-const results = Object.fromEntries(SCENARIOS.map((s) => [s, Object.fromEntries(TESTS.map((t) => [t, []]))])) as unknown as Record<Scenario, Record<Test, Sample[]>>;
+const SYSCALLS = ['read', 'write', 'writev', 'sendmmsg', 'sendmsg', 'sendto', 'recvmmsg', 'recvfrom', 'epoll_wait', 'epoll_pwait'];
+
+/** Packets the namespace's links dropped on transmit (a full TUN queue: the reader fell behind). */
+function linkDrops(ns: Netns): number {
+  const j = JSON.parse(ns.exec('ip', ['-s', '-j', 'link'])) as { stats64?: { tx?: { dropped?: number } } }[];
+  return j.reduce((a, l) => a + (l.stats64?.tx?.dropped ?? 0), 0);
+}
+
+/** nstat counters of a namespace (absolute, history untouched). */
+function nstat(ns: Netns): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const line of ns.exec('nstat', ['-saz']).split('\n')) {
+    const m = /^(\w+)\s+(\d+)/.exec(line);
+    if (m) out[m[1]!] = Number(m[2]);
+  }
+  return out;
+}
+
+/**
+ * Starts the --diag probes for one test; the returned function stops them and prints
+ * one line: system calls per GB (per Mpkt for UDP) by kind, the SC namespace's UDP
+ * receive drops, the agent's GSO/GRO counters, and the SC's CPU.
+ */
+async function startDiag(env: Env): Promise<(test: Test, bytes: number) => Promise<void>> {
+  const n0 = nstat(env.sc);
+  const k0 = env.cpe ? nstat(env.cpe) : {};
+  const l0 = env.cpe ? linkDrops(env.cpe) : 0;
+  const c0 = env.data ? await env.data() : {};
+  let perfOut = '';
+  const perf = env.agentPid
+    ? spawn('perf', ['stat', '-x', ',', '-e', SYSCALLS.map((c) => `syscalls:sys_enter_${c}`).join(','), '-p', String(env.agentPid)], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : undefined;
+  perf?.stderr!.on('data', (d: Buffer) => (perfOut += d));
+  perf?.on('error', () => {});
+  return async (test, bytes) => {
+    if (perf) {
+      perf.kill('SIGINT');
+      await exited(perf, 5000);
+    }
+    const n1 = nstat(env.sc);
+    const k1 = env.cpe ? nstat(env.cpe) : {};
+    const l1 = env.cpe ? linkDrops(env.cpe) : 0;
+    const c1 = env.data ? await env.data() : {};
+    const per = test === 'udp64' ? bytes / 64 / 1e6 : bytes / 1e9;
+    const unit = test === 'udp64' ? 'Mpkt' : 'GB';
+    const calls = perfOut
+      .split('\n')
+      .map((l) => l.split(','))
+      .filter((f) => f.length > 2 && /^\d+$/.test(f[0]!))
+      .map((f) => `${f[2]!.replace('syscalls:sys_enter_', '')}=${Math.round(Number(f[0]) / per)}`)
+      .filter((x) => !x.endsWith('=0'));
+    const d = (k: string) => (n1[k] ?? 0) - (n0[k] ?? 0);
+    const c = (k: string) => (c1[k] ?? 0) - (c0[k] ?? 0);
+    const trains = c('udp.gsoTrains');
+    process.stderr.write(
+      `diag ${test}: calls per ${unit}: ${calls.join(' ') || '(perf unavailable)'}; SC UDP in ${d('UdpInDatagrams')} rcvbuf-drops ${d('UdpRcvbufErrors')}; agent side UDP rcvbuf-drops ${(k1.UdpRcvbufErrors ?? 0) - (k0.UdpRcvbufErrors ?? 0)}, cpe tx drops ${l1 - l0}; ` +
+        `agent gso trains ${trains} (${trains ? (c('udp.gsoDatagrams') / trains).toFixed(1) : '-'} per train), gro trains ${c('udp.groTrains')}, joined ${c('tun.joinedOut')} (${c('tun.joinedSegments')} segs), tunIn ${c('tunIn')} tunOut ${c('tunOut')}\n`,
+    );
+  };
+}
+
+const results = Object.fromEntries(SCENARIOS.map((s) => [s, Object.fromEntries(ALL_TESTS.map((t) => [t, []]))])) as unknown as Record<Scenario, Record<Test, Sample[]>>;
 const hwm: Partial<Record<Scenario, number>> = {};
 
 /** sc -- cpe, and for the router role a LAN host behind cpe. FAR is on sc's loopback. */
@@ -291,7 +374,7 @@ async function withScenario(s: Scenario, body: (env: Env) => Promise<void>): Pro
       }
       env = { client, sc: lay.sc, agentPid: a.pid, scPid: b.pid, hwm: () => statusMb(a.pid!, 'VmHWM') };
     } else {
-      const offload = s.endsWith('-on');
+      const offload = !s.endsWith('-off');
       let user = 'bench';
       let password = 'bench';
       let scPid: number | undefined;
@@ -314,7 +397,8 @@ async function withScenario(s: Scenario, body: (env: Env) => Promise<void>): Pro
         cleanups.push(() => emu.stop());
         scPid = emu.proc.pid;
       }
-      const a: AgentProc = startFastAgent(lay.cpe, agentArgs(lay, user, router, lanDev, offload), password);
+      const veto = VETO[s];
+      const a: AgentProc = startFastAgent(lay.cpe, agentArgs(lay, user, router, lanDev, offload), password, veto ? { SOFTWIRE_OFFLOADS_OFF: veto } : undefined);
       cleanups.push(async () => {
         await a.stop();
       });
@@ -335,10 +419,12 @@ async function withScenario(s: Scenario, body: (env: Env) => Promise<void>): Pro
         const d = (await a.status()).counters.data;
         return (d.tunIn ?? 0) + (d.tunOut ?? 0);
       };
-      env = { client, sc: lay.sc, agentPid: a.proc.pid, scPid, moved, hwm: () => statusMb(a.proc.pid!, 'VmHWM') };
+      const data = async () => (await a.status()).counters.data as Record<string, number>;
+      env = { client, sc: lay.sc, cpe: lay.cpe, agentPid: a.proc.pid, scPid, moved, data, hwm: () => statusMb(a.proc.pid!, 'VmHWM') };
     }
     await body(env);
-    hwm[s] = env.hwm();
+    const h = env.hwm();
+    if (!Number.isNaN(h)) hwm[s] = Math.max(hwm[s] ?? 0, h);
   } finally {
     for (const c of cleanups.reverse()) await c();
   }
@@ -376,15 +462,20 @@ async function main(): Promise<void> {
   // bin/softwire runs dist/: build it so a clean clone (or a stale bundle) measures the sources.
   execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { stdio: 'inherit' });
   const l2 = l2tpnsAvailable();
-  for (const s of ONLY) {
-    if (s.startsWith('l2tpns') && !l2.ok) {
-      process.stderr.write(`bench: ${s} skipped: ${l2.message}\n`);
-      continue;
+  // Rounds: every scenario once per repeat, so that a pair compared in the targets (offloads
+  // on/off, agent/relay) sees the same drift of a shared machine's load, not one scenario
+  // the quiet minutes and the other the busy ones.
+  for (let r = 0; r < REPEATS; r++) {
+    for (const s of ONLY) {
+      if (s.startsWith('l2tpns') && !l2.ok) {
+        if (r === 0) process.stderr.write(`bench: ${s} skipped: ${l2.message}\n`);
+        continue;
+      }
+      process.stderr.write(`bench: round ${r + 1}/${REPEATS} ${s} (load ${load1()})\n`);
+      await withScenario(s, async (env) => {
+        for (const t of TESTS) results[s][t].push(await iperf(env, t));
+      });
     }
-    process.stderr.write(`bench: ${s} (load ${load1()})\n`);
-    await withScenario(s, async (env) => {
-      for (let r = 0; r < REPEATS; r++) for (const t of TESTS) results[s][t].push(await iperf(env, t));
-    });
   }
   const split = splitCost();
   const table = render();
@@ -461,6 +552,19 @@ function renderTargets(): string {
   ] as [Scenario, Scenario][]) {
     const r = med(on, 'udp64', (x) => x.value) / med(off, 'udp64', (x) => x.value);
     check(`64-byte UDP pps ${on} / ${off}`, r, 'want >= 1 (noise ±10%)', r >= 0.9);
+  }
+  // What bounds the two l2tpns targets, from the same samples.
+  for (const t of ['tcp1', 'tcp1r'] as Test[]) {
+    const r = cost('l2tpns-on', t, (x) => x.agentSysS) / cost('l2tpns-off', t);
+    lines.push(`- floor of the CPU ratio, ${t}: the kernel's work in the agent's context alone with offloads is ${Number.isNaN(r) ? 'not measured' : r.toFixed(2)} of all the agent's CPU without (l2tpns moves one datagram per PPP frame)`);
+  }
+  for (const [on, off] of [
+    ['l2tpns-on', 'l2tpns-off'],
+    ['emu-on', 'emu-off'],
+  ] as [Scenario, Scenario][]) {
+    const rate = (sc: Scenario) => med(sc, 'udp64', (x) => x.packets / x.secs);
+    const r = rate(on) / rate(off);
+    if (!Number.isNaN(r)) lines.push(`- 64-byte UDP packets the agent moved per second (its counters, before the SC's socket), ${on} / ${off}: ${r.toFixed(2)}`);
   }
   const rss = Math.max(...(['l2tpns-on', 'emu-on', 'router-emu-on'] as Scenario[]).flatMap((s) => TESTS.map((t) => med(s, t, (x) => x.agentRssMb))).filter((v) => !Number.isNaN(v)));
   check('highest agent RSS while forwarding with offloads, MB', Number.isFinite(rss) ? rss : NaN, 'want <= 60', rss <= 60);

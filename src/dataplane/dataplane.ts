@@ -1,7 +1,7 @@
 import { DataCounters } from './counters';
 import { DATA_HEADER_LEN, type IpLocation, PPP_IPV4, PPP_IPV6, TEMPLATE_IPV4, TEMPLATE_IPV6, buildHeaderTemplates, ipv6NeedsCores, locateIp } from './frame';
 import { MSS_OVERHEAD_IPV4, MSS_OVERHEAD_IPV6, clampMss } from './mss';
-import type { DatagramSink } from './udp';
+import type { DataRunSource, RunSink } from './udp';
 
 /**
  * The softwire's packet pump: TUN -> PPP -> L2TP -> UDP and back, a batch per
@@ -45,6 +45,8 @@ export interface FrameTun {
 /** The native UDP socket (NativeUdpTransport.sendFrames). */
 export interface FrameUdp {
   sendFrames(headers: Uint8Array, headerLen: number, source: Uint8Array, desc: Int32Array, count: number): number;
+  /** The whole TUN batch classified and sent in C (NativeUdpTransport.sendTun); absent: sendFrames per chunk. */
+  sendTun?(headers: Uint8Array, headerLen: number, source: Uint8Array, meta: Int32Array, slots: Uint16Array, from: number, to: number, params: Int32Array, out: Int32Array): number;
 }
 
 /** One TUN wake-up (PacketBatch). */
@@ -53,6 +55,9 @@ export interface TunBatch {
   readonly buffer: Buffer;
   offset(i: number): number;
   length(i: number): number;
+  /** The native ring's metadata and the slot of each packet (PacketBatch): what udpSendTun reads. */
+  readonly meta?: Int32Array;
+  readonly slots?: Uint16Array;
 }
 
 /** [offset, length, header template] per packet, as the addon reads them. */
@@ -70,7 +75,7 @@ export interface DataplaneOptions {
   counters?: DataCounters;
 }
 
-export class Dataplane implements DatagramSink {
+export class Dataplane implements RunSink {
   readonly counters: DataCounters;
   private readonly tun: FrameTun;
   private readonly udp: FrameUdp;
@@ -91,6 +96,12 @@ export class Dataplane implements DatagramSink {
   private rxOpen6 = false;
   private rxCount = 0;
   private rxTaken = 0;
+  /** What takeRun's C classifier needs: [tunnel, session, open4, open6, mss4, mss6], and its answer. */
+  private readonly rxParams = new Int32Array(6);
+  private readonly rxOut = new Int32Array(2);
+  /** sendTun's [open4, open6, mss4, mss6] and its answer. */
+  private readonly txParams = new Int32Array(4);
+  private readonly txOut = new Int32Array(6);
 
   constructor(o: DataplaneOptions) {
     this.tun = o.tun;
@@ -125,8 +136,38 @@ export class Dataplane implements DatagramSink {
     }
     const open4 = this.ppp.canCarry(PPP_IPV4);
     const open6 = this.ppp.canCarry(PPP_IPV6);
+    if (this.udp.sendTun && batch.meta && batch.slots) {
+      this.sendNative(batch, batch.meta, batch.slots, open4, open6);
+      return true;
+    }
     for (let from = 0; from < batch.count; from += MAX_BATCH) this.sendChunk(batch, from, Math.min(batch.count, from + MAX_BATCH), open4, open6);
     return true;
+  }
+
+  /**
+   * sendChunk's work for the whole batch in C (no JS per packet: under the agent's V8
+   * flags that was ~0.3 µs a packet), with the same checks and counters.
+   */
+  private sendNative(batch: TunBatch, meta: Int32Array, slots: Uint16Array, open4: boolean, open6: boolean): void {
+    const c = this.counters;
+    const p = this.txParams;
+    const o = this.txOut;
+    p[0] = open4 ? 1 : 0;
+    p[1] = open6 ? 1 : 0;
+    p[2] = this.mss4;
+    p[3] = this.mss6;
+    const sent = this.udp.sendTun!(this.templates, DATA_HEADER_LEN, batch.buffer, meta, slots, 0, batch.count, p, o);
+    if (o[1]) c.drop('tx', 'ipv6-not-open', o[1]);
+    if (o[2]) c.drop('tx', 'ipv4-not-carried', o[2]);
+    if (o[3]) c.drop('tx', 'bad-version', o[3]);
+    c.mssClamped += o[4]!;
+    const accepted = batch.count - o[1]! - o[2]! - o[3]!;
+    if (accepted === 0) return;
+    if (accepted > sent) c.drop('tx', 'udp-queue-full', accepted - sent);
+    c.txPackets += sent;
+    c.txOctets += o[5]!;
+    c.txBatches++;
+    this.lac.dataSent(sent);
   }
 
   private sendChunk(batch: TunBatch, from: number, to: number, open4: boolean, open6: boolean): void {
@@ -192,6 +233,31 @@ export class Dataplane implements DatagramSink {
     this.rxSession = h.localSessionId;
     this.rxOpen4 = this.ppp.canCarry(PPP_IPV4);
     this.rxOpen6 = this.ppp.canCarry(PPP_IPV6);
+    const p = this.rxParams;
+    p[0] = this.rxTunnel;
+    p[1] = this.rxSession;
+    p[2] = this.rxOpen4 ? 1 : 0;
+    p[3] = this.rxOpen6 ? 1 : 0;
+    p[4] = this.mss4;
+    p[5] = this.mss6;
+  }
+
+  /**
+   * take() for a run of datagrams at once, decided in C with take()'s rules
+   * (src/native/rxdata.h): no JS runs per packet, which under the agent's V8 flags
+   * (no optimising compiler) was ~0.8 µs a datagram. Returns the first entry not taken.
+   */
+  takeRun(src: DataRunSource, from: number, count: number): number {
+    if (this.rxTunnel < 0) return from;
+    let at = from;
+    for (;;) {
+      if (this.rxCount === MAX_BATCH) this.flush(src.ring);
+      at = src.takeData(at, count, this.rxParams, this.rxDesc, this.rxCount, MAX_BATCH, this.rxOut);
+      this.rxTaken += this.rxOut[0]! - this.rxCount;
+      this.rxCount = this.rxOut[0]!;
+      this.counters.mssClamped += this.rxOut[1]!;
+      if (at >= count || this.rxCount < MAX_BATCH) return at;
+    }
   }
 
   take(buf: Buffer, off: number, len: number): boolean {

@@ -35,7 +35,21 @@ const GRO_BATCH = 32;
 const GRO_SLOT = 65536;
 const SOCKET_BUFFER = 4 << 20;
 
-export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implements DatagramTransport {
+/** A receive ring the data path can classify in C (NativeUdpTransport.takeData). */
+export interface DataRunSource {
+  readonly ring: Buffer;
+  takeData(from: number, count: number, params: Int32Array, desc: Int32Array, descStart: number, descMax: number, out: Int32Array): number;
+}
+
+/** A DatagramSink that takes runs of data datagrams through the C classifier (the Dataplane). */
+export interface RunSink extends DatagramSink {
+  /** Takes data entries from `from` on; returns the first entry it left (to be handled one by one). */
+  takeRun(src: DataRunSource, from: number, count: number): number;
+}
+
+const isRunSink = (s: DatagramSink | null): s is RunSink => s !== null && typeof (s as Partial<RunSink>).takeRun === 'function';
+
+export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implements DatagramTransport, DataRunSource {
   readonly drops: Record<string, number> = {};
   private handler: DatagramHandler = () => {};
   private sink: DatagramSink | null = null;
@@ -85,7 +99,13 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
     const stride = this.native.META_STRIDE;
     const sink = this.sink;
     sink?.begin();
+    const run = isRunSink(sink) ? sink : null;
     for (let slot = 0; slot < count && !this.closed; slot++) {
+      if (run) {
+        // Runs of our session's data go through the C classifier; the entry it stops at is handled below.
+        slot = run.takeRun(this, slot, count);
+        if (slot >= count) break;
+      }
       const m = slot * stride;
       if (meta[m + META_FLAGS]! !== 0) {
         this.count('truncated');
@@ -110,6 +130,21 @@ export class NativeUdpTransport extends NativeChannel<NativeUdpHandle> implement
       this.handler(Buffer.from(ring.subarray(off, off + len)), key ?? this.sourceKey(meta[m + META_PORT]!));
     }
     sink?.flush(ring);
+  }
+
+  get ring(): Buffer {
+    return this.handle.ring;
+  }
+
+  /** TUN batch to the SC, classified and clamped in C (SoftwireAddon.udpSendTun); 0 once closed. */
+  sendTun(headers: Uint8Array, headerLen: number, source: Uint8Array, meta: Int32Array, slots: Uint16Array, from: number, to: number, params: Int32Array, out: Int32Array): number {
+    if (this.closed || from >= to) return 0;
+    return this.native.udpSendTun(this.handle, headers, headerLen, source, meta, slots, from, to, params, out);
+  }
+
+  /** The C classifier over the receive ring (SoftwireAddon.udpTakeData). */
+  takeData(from: number, count: number, params: Int32Array, desc: Int32Array, descStart: number, descMax: number, out: Int32Array): number {
+    return this.native.udpTakeData(this.handle, from, count, params, desc, descStart, descMax, out);
   }
 
   private fromSc(addrs: Buffer, at: number): boolean {

@@ -83,6 +83,23 @@ export interface SoftwireAddon {
    * followed by `source[d[0] .. d[0]+d[1]]`, d being desc[i*DESC_STRIDE..]. Returns how many went out.
    */
   udpSendFrames(h: NativeUdpHandle, headers: Uint8Array, headerLen: number, source: Uint8Array, desc: Int32Array, count: number): number;
+  /**
+   * The receive half of the data fast path in C (src/native/rxdata.h): from entry `from`,
+   * appends [IP offset, IP length, 0] to desc (from descStart, at most descMax) for each
+   * datagram that is our session's IP data from the peer, clamping SYNs' MSS; stops at the
+   * first it does not take. params: [tunnel, session, open4, open6, mss4, mss6];
+   * out: [desc entries now, SYNs clamped]. Returns the entry it stopped at.
+   */
+  udpTakeData(h: NativeUdpHandle, from: number, count: number, params: Int32Array, desc: Int32Array, descStart: number, descMax: number, out: Int32Array): number;
+  /** Test hook of udpTakeData's decision for one datagram: [IP offset, IP length, clamped 0|1], or null when not taken. Edits the datagram. */
+  rxTake(datagram: Uint8Array, params: Int32Array): [number, number, number] | null;
+  /**
+   * The send half of the data fast path in C: TUN batch entries from..to (slot slots[i],
+   * offset/length in meta) checked (IP version, NCP open), SYNs clamped, sent as
+   * udpSendFrames sends, template 0 for IPv4 and 1 for IPv6. params: [open4, open6, mss4, mss6];
+   * out: [sent, ipv6 not open, ipv4 not carried, bad version, SYNs clamped, octets sent]. Returns sent.
+   */
+  udpSendTun(h: NativeUdpHandle, headers: Uint8Array, headerLen: number, source: Uint8Array, meta: Int32Array, slots: Uint16Array, from: number, to: number, params: Int32Array, out: Int32Array): number;
   /** Writes `source[d[0] .. d[0]+d[1]]` for each descriptor to the TUN; returns how many were taken. */
   tunWriteFrames(h: NativeTunHandle, source: Uint8Array, desc: Int32Array, count: number): number;
   /** The offloads a handle uses: TUN 'vnet-hdr', 'csum', 'tso4', 'tso6', 'uso4', 'uso6', 'tcp-coalesce', 'udp-coalesce'; UDP 'udp-gso', 'udp-gro'. */

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "offload.h"
+#include "rxdata.h"
 
 #ifndef SOL_UDP
 #define SOL_UDP 17
@@ -97,6 +98,7 @@ typedef struct {
   bool vnet;           /* TUN: IFF_VNET_HDR; every read and write carries a virtio-net header */
   uint32_t tun_offload; /* TUN: the TUNSETOFFLOAD bits the kernel took */
   bool gso, gro;       /* UDP: UDP_SEGMENT on send, UDP_GRO on receive */
+  uint32_t gso_max;    /* UDP: datagrams per GSO train */
   bool coalesce;       /* TUN: join TCP segments on write (off after the kernel refused one) */
   uint8_t *scratch;    /* TUN with vnet: one read, before it is cut into the ring */
   bool pending;        /* scratch holds a read that did not fit the ring yet */
@@ -693,6 +695,23 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
 /* ---- TUN ----------------------------------------------------------------------- */
 
 /*
+ * SOFTWIRE_OFFLOADS_OFF=name,... (names as offloads() gives them) switches single
+ * offloads off in a process that asked for them: for measuring what each one costs or
+ * gains (docs/PERFORMANCE.md), without a rebuild or a config key per offload.
+ */
+static bool offload_vetoed(const char *name) {
+  const char *list = getenv("SOFTWIRE_OFFLOADS_OFF");
+  size_t n = strlen(name);
+  for (const char *p = list; p && *p;) {
+    const char *end = strchr(p, ',');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == n && memcmp(p, name, n) == 0) return true;
+    p = end ? end + 1 : NULL;
+  }
+  return false;
+}
+
+/*
  * TUNSETOFFLOAD with what this kernel has: checksum, TSO and (Linux 6.2+) USO; older
  * kernels refuse unknown bits with EINVAL, so ask again with fewer. Returns the bits taken.
  */
@@ -714,6 +733,8 @@ static uint32_t tun_set_offload(int fd) {
  * entries) must then hold one cut 64 KB super-packet. If the kernel refuses, the device
  * is opened as before (the handle's offloads() says which).
  */
+#define PLAIN_FALLBACK_BATCH 64
+#define PLAIN_FALLBACK_SLOT 4096
 static napi_value js_tun_open(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -733,7 +754,8 @@ static napi_value js_tun_open(napi_env env, napi_callback_info info) {
   if (!get_u32(env, argv[1], 1, 4096, &batch, "tunOpen: batch must be 1..4096")) return NULL;
   if (!get_u32(env, argv[2], 64, 65536 + 64, &slot, "tunOpen: slotSize must be 64..65600")) return NULL;
 
-  if (offload && ((size_t)batch * slot < VNET_RING_MIN || batch < GSO_MAX_SEGS)) offload = false;
+  bool asked = offload;
+  if (offload && ((size_t)batch * slot < VNET_RING_MIN || batch < GSO_MAX_SEGS || offload_vetoed("vnet-hdr"))) offload = false;
 
   int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) return THROW_SYS(env, errno, "tunOpen(%s): open /dev/net/tun", name);
@@ -765,6 +787,13 @@ static napi_value js_tun_open(napi_env env, napi_callback_info info) {
       return THROW_SYS(env, e, "tunOpen(%s): ioctl TUNSETIFF", name);
     }
   }
+  /* A ring sized for cut super-packets has slots too small for whole packets: a plain
+   * device (header refused or vetoed) gets the plain path's layout, or every packet
+   * longer than a slot would be dropped as truncated. */
+  if (asked && !vnet && slot < PLAIN_FALLBACK_SLOT) {
+    batch = PLAIN_FALLBACK_BATCH;
+    slot = PLAIN_FALLBACK_SLOT;
+  }
   uint8_t *scratch = vnet ? malloc(VNET_READ_MAX) : NULL;
   if (vnet && !scratch) {
     close(fd);
@@ -779,7 +808,7 @@ static napi_value js_tun_open(napi_env env, napi_callback_info info) {
   if (!ch) return NULL;
   ch->vnet = vnet;
   ch->tun_offload = taken;
-  ch->coalesce = vnet;
+  ch->coalesce = vnet && !offload_vetoed("tcp-coalesce");
   ch->scratch = scratch;
   napi_value actual;
   NAPI(napi_create_string_utf8(env, ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ), &actual));
@@ -1017,6 +1046,9 @@ static bool get_sockaddr(napi_env env, napi_value addr, napi_value port, struct 
   return false;
 }
 
+#define GSO_TRAIN_MAX 64        /* the kernel's UDP_MAX_SEGMENTS */
+#define GSO_TRAIN_BYTES 65000   /* a train is one UDP datagram before the cut: < 64 KB */
+
 /* Large socket buffers absorb the bursts a batch makes; FORCE works as root past rmem_max. */
 static void grow_buffer(int fd, int opt_force, int opt, int bytes) {
   if (setsockopt(fd, SOL_SOCKET, opt_force, &bytes, sizeof bytes) < 0) setsockopt(fd, SOL_SOCKET, opt, &bytes, sizeof bytes);
@@ -1057,8 +1089,8 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
     return THROW_SYS(env, e, "udpOpen: bind");
   }
   int zero = 0, one = 1;
-  bool gso = offload && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
-  bool gro = offload && slot >= 65536 && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
+  bool gso = offload && !offload_vetoed("udp-gso") && setsockopt(fd, SOL_UDP, UDP_SEGMENT, &zero, sizeof zero) == 0;
+  bool gro = offload && !offload_vetoed("udp-gro") && slot >= 65536 && setsockopt(fd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   /* A GRO train holds at most 64 datagrams (the kernel's UDP_GRO_CNT_MAX). */
   napi_value h = new_channel(env, KIND_UDP, fd, 0, batch, slot, gro ? batch * GRO_MAX_SEGS : batch);
   if (!h) return NULL;
@@ -1066,6 +1098,9 @@ static napi_value js_udp_open(napi_env env, napi_callback_info info) {
   if (!ch) return NULL;
   ch->gso = gso;
   ch->gro = gro;
+  /* SOFTWIRE_GSO_MAX=n caps the datagrams per train (measurement: the trains' effect on the SC). */
+  const char *gm = getenv("SOFTWIRE_GSO_MAX");
+  ch->gso_max = gm && atoi(gm) > 0 && atoi(gm) <= GSO_TRAIN_MAX ? (uint32_t)atoi(gm) : GSO_TRAIN_MAX;
   struct sockaddr_storage local;
   socklen_t ll = sizeof local;
   char text[INET6_ADDRSTRLEN] = "";
@@ -1159,8 +1194,8 @@ static bool get_desc(napi_env env, napi_value v, int32_t **desc, size_t *n) {
  * stack per train instead of per datagram. The kernel refuses GSO with EIO where the
  * route cannot take it; then GSO is switched off for the socket and the train resent.
  */
-#define GSO_TRAIN_MAX 64        /* the kernel's UDP_MAX_SEGMENTS */
-#define GSO_TRAIN_BYTES 65000   /* a train is one UDP datagram before the cut: < 64 KB */
+static int send_frames(channel *ch, const uint8_t *hdrs, uint32_t hlen, const uint8_t *src, const int32_t *desc,
+                       uint32_t count, uint32_t *done_out);
 static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6], out;
@@ -1182,6 +1217,16 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
     if (d[0] < 0 || d[1] < 0 || (size_t)d[0] + (size_t)d[1] > src_len || d[2] < 0 || ((size_t)d[2] + 1) * hlen > hdrs_len)
       return THROW_SYS(env, EINVAL, "udpSendFrames: descriptor %u out of bounds", i);
   }
+  uint32_t done = 0;
+  int e = send_frames(ch, hdrs, hlen, src, desc, count, &done);
+  if (e) return THROW_SYS(env, e, "udpSendFrames: sendmmsg");
+  NAPI(napi_create_uint32(env, done, &out));
+  return out;
+}
+
+/* Sends desc's datagrams (checked by the caller); *done says how many went out. Returns 0 or a fatal errno. */
+static int send_frames(channel *ch, const uint8_t *hdrs, uint32_t hlen, const uint8_t *src, const int32_t *desc,
+                       uint32_t count, uint32_t *done_out) {
   enum { MAXB = 256, MAXIOV = 1024 };
   struct mmsghdr msgs[MAXB];
   struct iovec iovs[MAXIOV];
@@ -1201,7 +1246,7 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
       while (next + k < count && niov + 2 <= MAXIOV) {
         const int32_t *e = desc + (size_t)(next + k) * DESC_STRIDE;
         size_t sz = hlen + (size_t)e[1];
-        if (k > 0 && (!ch->gso || k == GSO_TRAIN_MAX || sz > size || bytes + sz > GSO_TRAIN_BYTES)) break;
+        if (k > 0 && (!ch->gso || k == ch->gso_max || sz > size || bytes + sz > GSO_TRAIN_BYTES)) break;
         iovs[niov].iov_base = (void *)(hdrs + (size_t)e[2] * hlen);
         iovs[niov++].iov_len = hlen;
         iovs[niov].iov_base = (void *)(src + e[0]);
@@ -1238,7 +1283,8 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
         continue;
       }
       if (send_errno_ok(errno)) break;
-      return THROW_SYS(env, errno, "udpSendFrames: sendmmsg");
+      *done_out = done;
+      return errno;
     }
     for (int i = 0; i < r; i++) {
       done += per[i];
@@ -1249,8 +1295,194 @@ static napi_value js_udp_send_frames(napi_env env, napi_callback_info info) {
     }
     if ((uint32_t)r < built) break;
   }
-  NAPI(napi_create_uint32(env, done, &out));
-  return out;
+  *done_out = done;
+  return 0;
+}
+
+static bool get_params(napi_env env, napi_value v, rx_params *p) {
+  int32_t *a;
+  size_t n;
+  if (!get_desc(env, v, &a, &n) || n < 6) return false;
+  p->tunnel = (uint16_t)a[0];
+  p->session = (uint16_t)a[1];
+  p->open4 = a[2] != 0;
+  p->open6 = a[3] != 0;
+  p->mss4 = a[4];
+  p->mss6 = a[5];
+  return true;
+}
+
+/* Whether receive entry i came from the peer address (the SC udpSetPeer named). */
+static bool from_peer(channel *ch, uint32_t i) {
+  const int32_t *m = slot_meta(ch, i);
+  const uint8_t *a = ch->addrs + (size_t)i * ADDR_STRIDE;
+  if (ch->peer.ss_family == AF_INET)
+    return m[2] == 4 && memcmp(a, &((struct sockaddr_in *)&ch->peer)->sin_addr, 4) == 0;
+  if (ch->peer.ss_family == AF_INET6)
+    return m[2] == 6 && memcmp(a, &((struct sockaddr_in6 *)&ch->peer)->sin6_addr, 16) == 0;
+  return false;
+}
+
+/*
+ * udpTakeData(udp, from, count, params, desc, descStart, descMax, out) -> next entry.
+ * From receive entry `from` on, takes the datagrams that are our session's IP data
+ * (rxdata.h; from the peer's address, not truncated), clamps their MSS and appends
+ * [IP offset in the ring, IP length, 0] to desc from descStart, stopping at the first
+ * entry it does not take, at `count` or when desc holds descMax. out = [desc entries
+ * now, SYNs clamped]. The TypeScript sink writes desc to the TUN and handles the entry
+ * it stopped at as before, so order is kept.
+ */
+static napi_value js_udp_take_data(napi_env env, napi_callback_info info) {
+  size_t argc = 8, desc_len, out_len;
+  napi_value argv[8], res;
+  uint32_t from, count, start, max;
+  int32_t *desc, *out;
+  rx_params p;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_UDP, true, "udpTakeData");
+  if (!ch) return NULL;
+  if (argc < 8 || !get_params(env, argv[3], &p) || !get_desc(env, argv[4], &desc, &desc_len) ||
+      !get_desc(env, argv[7], &out, &out_len) || out_len < 2)
+    return type_error(env, "udpTakeData(udp, from, count, params: Int32Array(6), desc: Int32Array, descStart, descMax, out: Int32Array(2))");
+  if (!get_u32(env, argv[2], 0, ch->entries, &count, "udpTakeData: count exceeds the entries") ||
+      !get_u32(env, argv[1], 0, count, &from, "udpTakeData: from exceeds count") ||
+      !get_u32(env, argv[6], 0, (uint32_t)(desc_len / DESC_STRIDE), &max, "udpTakeData: descMax exceeds desc") ||
+      !get_u32(env, argv[5], 0, max, &start, "udpTakeData: descStart exceeds descMax"))
+    return NULL;
+  size_t ring_len = (size_t)ch->batch * ch->slot;
+  uint32_t i = from, n = start;
+  int32_t clamped = 0;
+  for (; i < count && n < max; i++) {
+    const int32_t *m = slot_meta(ch, i);
+    if (m[3] != 0 || m[0] < 0 || m[4] < 0 || (size_t)m[4] + (size_t)m[0] > ring_len || !from_peer(ch, i)) break;
+    size_t at, len;
+    bool c = false;
+    if (!rx_take(ch->ring + m[4], (size_t)m[0], &p, &at, &len, &c)) break;
+    clamped += c;
+    int32_t *d = desc + (size_t)n * DESC_STRIDE;
+    d[0] = m[4] + (int32_t)at;
+    d[1] = (int32_t)len;
+    d[2] = 0;
+    n++;
+  }
+  out[0] = (int32_t)n;
+  out[1] = clamped;
+  NAPI(napi_create_uint32(env, i, &res));
+  return res;
+}
+
+/* rxTake(datagram, params) -> [IP offset, IP length, 1 if the MSS was clamped] or null: rx_take as a test hook. Edits the datagram. */
+static napi_value js_rx_take(napi_env env, napi_callback_info info) {
+  size_t argc = 2, len;
+  napi_value argv[2], res, v;
+  const uint8_t *data;
+  rx_params p;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || !get_bytes(env, argv[0], &data, &len) || !get_params(env, argv[1], &p))
+    return type_error(env, "rxTake(datagram: Uint8Array, params: Int32Array(6))");
+  size_t at = 0, ip = 0;
+  bool c = false;
+  if (!rx_take((uint8_t *)data, len, &p, &at, &ip, &c)) {
+    NAPI(napi_get_null(env, &res));
+    return res;
+  }
+  NAPI(napi_create_array_with_length(env, 3, &res));
+  NAPI(napi_create_uint32(env, (uint32_t)at, &v));
+  NAPI(napi_set_element(env, res, 0, v));
+  NAPI(napi_create_uint32(env, (uint32_t)ip, &v));
+  NAPI(napi_set_element(env, res, 1, v));
+  NAPI(napi_create_uint32(env, c ? 1 : 0, &v));
+  NAPI(napi_set_element(env, res, 2, v));
+  return res;
+}
+
+/*
+ * udpSendTun(udp, headers, headerLen, source, meta, slots, from, to, params, out) -> sent.
+ * The send half of the data fast path in C (dataplane.ts sendChunk's rules): TUN
+ * packets from..to of a batch (slot slots[i], its offset and length in meta, bytes in
+ * source) are checked (IP version, its NCP open: params [open4, open6, mss4, mss6]),
+ * their SYNs' MSS clamped, and sent as udpSendFrames does, header template 0 for IPv4
+ * and 1 for IPv6. out = [sent, ipv6 not open, ipv4 not carried, bad version, SYNs
+ * clamped, octets sent].
+ */
+static napi_value js_udp_send_tun(napi_env env, napi_callback_info info) {
+  size_t argc = 10, hdrs_len, src_len, meta_len, slots_len, plen, out_len;
+  napi_value argv[10], res;
+  const uint8_t *hdrs, *src;
+  int32_t *meta, *pa, *out;
+  uint16_t *slots;
+  uint32_t hlen, from, to;
+  NAPI(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  channel *ch = get_channel(env, argv[0], KIND_UDP, true, "udpSendTun");
+  if (!ch) return NULL;
+  bool is_ta = false;
+  napi_typedarray_type type;
+  void *sp = NULL;
+  if (argc < 10 || !get_bytes(env, argv[1], &hdrs, &hdrs_len) || !get_bytes(env, argv[3], &src, &src_len) ||
+      !get_desc(env, argv[4], &meta, &meta_len) || napi_is_typedarray(env, argv[5], &is_ta) != napi_ok || !is_ta ||
+      napi_get_typedarray_info(env, argv[5], &type, &slots_len, &sp, NULL, NULL) != napi_ok || type != napi_uint16_array ||
+      !get_desc(env, argv[8], &pa, &plen) || plen < 4 || !get_desc(env, argv[9], &out, &out_len) || out_len < 6)
+    return type_error(env, "udpSendTun(udp, headers, headerLen, source, meta: Int32Array, slots: Uint16Array, from, to, params: Int32Array(4), out: Int32Array(6))");
+  slots = sp;
+  if (!get_u32(env, argv[2], 1, 64, &hlen, "udpSendTun: headerLen must be 1..64")) return NULL;
+  if (hdrs_len < 2 * (size_t)hlen) return THROW_SYS(env, EINVAL, "udpSendTun: two header templates needed");
+  if (!get_u32(env, argv[7], 0, (uint32_t)slots_len, &to, "udpSendTun: to exceeds slots") ||
+      !get_u32(env, argv[6], 0, to, &from, "udpSendTun: from exceeds to"))
+    return NULL;
+  if (!ch->peer_len) return THROW_SYS(env, EDESTADDRREQ, "udpSendTun: no peer set");
+  bool open4 = pa[0] != 0, open6 = pa[1] != 0;
+  enum { CHUNK = 512 };
+  int32_t desc[CHUNK * DESC_STRIDE];
+  memset(out, 0, 6 * sizeof *out);
+  for (uint32_t i = from; i < to;) {
+    uint32_t n = 0;
+    int64_t octets = 0;
+    for (; i < to && n < CHUNK; i++) {
+      size_t m = (size_t)slots[i] * META_STRIDE;
+      if (m + META_STRIDE > meta_len) return THROW_SYS(env, EINVAL, "udpSendTun: slot %u out of bounds", slots[i]);
+      int32_t off = meta[m + 4], len = meta[m];
+      if (off < 0 || len < 0 || (size_t)off + (size_t)len > src_len) return THROW_SYS(env, EINVAL, "udpSendTun: packet %u out of bounds", i);
+      int version = len > 0 ? src[off] >> 4 : 0;
+      int tmpl;
+      if (version == 6) {
+        if (!open6) {
+          out[1]++;
+          continue;
+        }
+        tmpl = 1;
+      } else if (version == 4) {
+        if (!open4) {
+          out[2]++;
+          continue;
+        }
+        tmpl = 0;
+      } else {
+        out[3]++;
+        continue;
+      }
+      /* The TUN ring is ours until the next read: the clamp edits it in place, as the JS path does. */
+      if (rx_clamp_mss((uint8_t *)src + off, (size_t)len, pa[2], pa[3])) out[4]++;
+      int32_t *d = desc + (size_t)n * DESC_STRIDE;
+      d[0] = off;
+      d[1] = len;
+      d[2] = tmpl;
+      octets += len;
+      n++;
+    }
+    if (n == 0) continue;
+    uint32_t done = 0;
+    int e = send_frames(ch, hdrs, hlen, src, desc, n, &done);
+    if (e) return THROW_SYS(env, e, "udpSendTun: sendmmsg");
+    for (uint32_t k = done; k < n; k++) octets -= desc[k * DESC_STRIDE + 1];
+    out[0] += (int32_t)done;
+    out[5] += (int32_t)octets;
+    if (done < n) {
+      /* A full queue: the rest of the batch is dropped, as udpSendFrames' callers count it. */
+      break;
+    }
+  }
+  NAPI(napi_create_int32(env, out[0], &res));
+  return res;
 }
 
 /* Writes one gro_coalesce result: a plain packet, or the head's headers and every payload. */
@@ -1476,6 +1708,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"udpOpen", js_udp_open},           {"udpSetPeer", js_udp_set_peer}, {"udpSend", js_udp_send},
       {"udpSendFrames", js_udp_send_frames}, {"tunWriteFrames", js_tun_write_frames},
       {"offloads", js_offloads},          {"gsoSplit", js_gso_split},     {"groCoalesce", js_gro_coalesce},
+      {"udpTakeData", js_udp_take_data},  {"udpSendTun", js_udp_send_tun},  {"rxTake", js_rx_take},
   };
   static const struct {
     const char *name;

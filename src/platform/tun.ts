@@ -35,7 +35,8 @@ export class PacketBatch {
   constructor(
     /** The shared receive ring; packet i starts at offset(i). */
     readonly buffer: Buffer,
-    private readonly meta: Int32Array,
+    /** The ring's metadata (META_STRIDE entries per slot): the C send path reads it directly. */
+    readonly meta: Int32Array,
     private readonly stride: number,
   ) {
     this.slots = new Uint16Array(Math.max(1, Math.floor(meta.length / stride)));

@@ -65,7 +65,7 @@ export class AgentProc {
    * are added). `bin` replaces the checkout's bin/softwire, e.g. with a staged install
    * an unprivileged runAs user can read (test/helpers/staged-install.ts).
    */
-  static start(ns: Netns, args: string[], opts: { password?: string; runAs?: RunAs; bin?: string } = {}): AgentProc {
+  static start(ns: Netns, args: string[], opts: { password?: string; runAs?: RunAs; bin?: string; env?: Record<string, string> } = {}): AgentProc {
     const dir = mkdtempSync(join(tmpdir(), 'softwire-agent-'));
     const runAs = opts.runAs;
     if (runAs) chownSync(dir, runAs.uid, runAs.gid);
@@ -79,7 +79,7 @@ export class AgentProc {
     }
     const argv = ['node', opts.bin ?? BIN, 'run', '--control-socket', socket, '--state-dir', join(dir, 'state'), '--resolv-file', join(dir, 'resolv.conf'), ...extra, ...args];
     const [cmd, cmdArgs] = runAs ? dropPrivileges(runAs, argv) : [argv[0]!, argv.slice(1)];
-    const p = ns.spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = ns.spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'], ...(opts.env ? { env: { ...process.env, ...opts.env } } : {}) });
     return new AgentProc(p, socket, dir);
   }
 
