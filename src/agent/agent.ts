@@ -53,6 +53,9 @@ interface Current {
   installer: Installer;
 }
 
+/** Longest the last releases after the Supervisor's "done" may take (LAN withdrawal, IPsec teardown). */
+export const FINISH_MS = 1500;
+
 export class Agent {
   private readonly sup: Supervisor;
   /** Wall-clock ms at the scheduler's zero: the Supervisor's `now` moves with the scheduler (a FakeClock in tests). */
@@ -302,8 +305,16 @@ export class Agent {
   private async finish(): Promise<void> {
     // Pending waits end unanswered rather than keep the process alive on their timers.
     for (const w of [...this.waiters]) w.done(this.sup.state === w.state);
-    await this.lanChain;
-    await this.ipsecChain;
+    // The last releases (LAN withdrawal, SA teardown) get a deadline of their own: a kernel
+    // or charon that never answers must not keep a stopped agent alive.
+    const inTime = await new Promise<boolean>((res) => {
+      this.sched.set('agent:finish', FINISH_MS, () => res(false));
+      void Promise.all([this.lanChain, this.ipsecChain]).then(() => {
+        this.sched.clear('agent:finish');
+        res(true);
+      });
+    });
+    if (!inTime) this.log.warn({ deadlineMs: FINISH_MS }, 'the last releases (LAN withdrawal, IPsec teardown) did not finish in time; leaving them');
     // A tunnel still saying goodbye in the background ends with the process.
     for (const c of [...this.retiring]) c.dispose();
     this.retiring.clear();

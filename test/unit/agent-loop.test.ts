@@ -491,6 +491,30 @@ test("ipsec: stop during a negotiation that hangs ends it (down cancels it, as c
   assert.equal(h.conns.length, 0, 'no dial after the stop');
 });
 
+test('exit means exit: a last release that never answers (IPsec teardown stuck in charon) holds the stop for FINISH_MS, not for ever', { timeout: 30_000 }, async (t) => {
+  class StuckDownGuard extends FakeGuard {
+    override down(): Promise<void> {
+      this.calls.push('down');
+      return new Promise(() => {});
+    }
+  }
+  const g = new StuckDownGuard();
+  const h = harness(t, {}, { ipsec: g });
+  await settle();
+  h.conns[0]!.up();
+  await settle();
+  let stopped = false;
+  const stop = h.agent.stop().then(() => (stopped = true));
+  for (let i = 0; i < 40 && !stopped; i++) {
+    h.clock.advance(250);
+    await settle();
+  }
+  await Promise.race([stop, new Promise((r) => setTimeout(r, 2000))]);
+  assert.equal(stopped, true, `stop did not finish: ${g.calls.join(', ')}`);
+  assert.ok(g.calls.includes('down'));
+  assert.ok(h.lines.some((l) => /did not finish in time/.test(l.msg)), h.lines.map((l) => l.msg).join('\n'));
+});
+
 test('ipsec: a failed SA is an ipsec-layer failure, no dial, and a permanent one (wrong key) backs off at least cap/4', async (t) => {
   const g = new FakeGuard();
   g.next = { ok: false, reason: 'IPsec: the SC rejected our authentication: wrong pre-shared key (or identity) for 192.0.2.1', permanent: true };
