@@ -68,7 +68,8 @@ export interface DialerDeps {
   dial?: (r: DialRequest) => Promise<ConnectionLike>;
 }
 
-export interface Attempt {
+/** One dial carried out: the connection to start, its installer, the MTU it runs at. (The attempt's wiring is the Attempt core, attempt.ts.) */
+export interface DialledAttempt {
   conn: ConnectionLike;
   installer: Installer;
   mtu: number;
@@ -130,7 +131,7 @@ export class Dialer {
   }
 
   /** Builds one attempt from `local` to `sc`; rejects when the transport cannot be opened. */
-  async dial(sc: Endpoint, local: string, ipsecOverhead: number, previousPrefix: Prefix | undefined, hooks: InstallerHooks, emit: (ev: ConnectionEvent) => void): Promise<Attempt> {
+  async dial(sc: Endpoint, local: string, ipsecOverhead: number, previousPrefix: Prefix | undefined, hooks: InstallerHooks, emit: (ev: ConnectionEvent) => void): Promise<DialledAttempt> {
     const c = this.deps().config;
     const mtu = c.mtu ? c.mtu : (await this.wanMtu(local)) - (isIP(sc.address) === 6 ? OVERHEAD_IPV6 : OVERHEAD_IPV4) - ipsecOverhead;
     const keepalive = this.keepaliveFor(local);
